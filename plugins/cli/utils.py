@@ -1,0 +1,28 @@
+"""Helpers shared by the subcommands: loading a profile with a clear error."""
+
+from __future__ import annotations
+
+import click
+
+PROFILE_OPTION = click.option(
+    '-p',
+    '--profile',
+    'profile',
+    default=None,
+    metavar='NAME',
+    help='AiiDA profile to use (default: the default profile).',
+)
+
+
+def load_profile_or_fail(name: str | None):
+    """Load profile ``name`` (or the default one) or stop with a message that says how to create it."""
+    from aiida import load_profile
+    from aiida.common.exceptions import ConfigurationError, MissingConfigurationError, ProfileConfigurationError
+
+    try:
+        return load_profile(name, allow_switch=True)
+    except (MissingConfigurationError, ProfileConfigurationError, ConfigurationError) as exception:
+        raise click.ClickException(
+            f'cannot load the AiiDA profile {name or "(default)"}: {exception}. '
+            'Create one with `ionfield setup laptop`.'
+        ) from exception

@@ -1,0 +1,1 @@
+"""Standing the system up: profiles, computers, codes and the pseudopotential family."""

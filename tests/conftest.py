@@ -1,0 +1,66 @@
+"""Shared fixtures: aiida-core's own (temporary profile), plus helpers to drive the ``ionfield`` CLI.
+
+CLI tests run ``ionfield`` in a subprocess with its own ``AIIDA_PATH``, so they exercise exactly
+what a user types and never touch the developer's or the session's configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / 'shared'
+IONFIELD = str(pathlib.Path(sys.executable).with_name('ionfield'))
+VERDI = str(pathlib.Path(sys.executable).with_name('verdi'))
+
+requires_qe = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ('pw.x', 'ph.x', 'ld1.x', 'mpirun')),
+    reason='Quantum ESPRESSO is not installed (apt-get install quantum-espresso quantum-espresso-data)',
+)
+
+
+def run(command: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli_env(tmp_path):
+    """Environment for a CLI subprocess with a fresh, empty AiiDA configuration directory."""
+    return _environment(tmp_path / 'aiida')
+
+
+def _environment(aiida_path: pathlib.Path) -> dict:
+    """As in an activated virtual environment: its ``bin`` first on PATH (the daemon needs ``verdi`` there)."""
+    path = f'{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get("PATH", "")}'
+    return {**os.environ, 'PATH': path, 'AIIDA_PATH': str(aiida_path), 'OMP_NUM_THREADS': '1'}
+
+
+def ionfield(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return run([IONFIELD, *args], env=env, timeout=timeout)
+
+
+def stop_daemon(profile: str, env: dict) -> None:
+    run([VERDI, '-p', profile, 'daemon', 'stop'], env=env, timeout=120)
+
+
+@pytest.fixture(scope='module')
+def laptop_profile(tmp_path_factory):
+    """A laptop profile made by ``ionfield setup laptop`` (daemon running); the daemon is stopped afterwards."""
+    if not all(shutil.which(tool) for tool in ('pw.x', 'ph.x', 'ld1.x', 'mpirun')):
+        pytest.skip('Quantum ESPRESSO is not installed')
+    env = _environment(tmp_path_factory.mktemp('laptop') / 'aiida')
+    name = 'ionfield-test-laptop'
+    result = ionfield('setup', 'laptop', '-p', name, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        yield name, env, result
+    finally:
+        stop_daemon(name, env)

@@ -1,0 +1,101 @@
+"""The server profile for real: PostgreSQL + RabbitMQ on localhost, a daemon with two workers, a workchain."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+
+import pytest
+
+from .conftest import VERDI, ionfield, run, stop_daemon
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def services():
+    if not _reachable(5432):
+        pytest.skip('PostgreSQL is not running on localhost:5432')
+    if not _reachable(5672):
+        pytest.skip('RabbitMQ is not running on localhost:5672')
+    if not shutil.which('pw.x'):
+        pytest.skip('Quantum ESPRESSO is not installed')
+
+
+def _drop(database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host='localhost', user='postgres', dbname='postgres', autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        connection.execute(f'DROP ROLE IF EXISTS "{database}"')
+
+
+def test_server_profile_runs_a_workchain_on_the_daemon(services, cli_env):
+    name = f'ionfield-test-{secrets.token_hex(4)}'
+    database = f'aiida_{name}'.replace('-', '_')
+    try:
+        setup = ionfield('setup', 'server', '-p', name, '--workers', '2', env=cli_env)
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert f'{name}: core.psql_dos + core.rabbitmq' in setup.stdout
+
+        doctor = ionfield('doctor', '-p', name, env=cli_env)
+        assert doctor.returncode == 0, doctor.stdout
+        assert any(line.startswith('✔') and 'RabbitMQ at 127.0.0.1:5672' in line for line in doctor.stdout.splitlines())
+        assert 'running with 2 worker(s)' in doctor.stdout
+
+        import psycopg
+
+        with psycopg.connect(host='localhost', user='postgres', dbname='postgres') as connection:
+            row = connection.execute(
+                'SELECT datcollate, pg_encoding_to_char(encoding) FROM pg_database WHERE datname = %s', (database,)
+            ).fetchone()
+        assert row == ('C.UTF-8', 'UTF8')
+
+        result = ionfield('quickstart', '-p', name, '--timeout', '180', env=cli_env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert 'alpha-Li3N: Li3N, 4 atoms' in result.stdout
+    finally:
+        stop_daemon(name, cli_env)
+        run([VERDI, 'profile', 'delete', '--force', '--delete-data', name], env=cli_env, timeout=120)
+        _drop(database)
+
+
+def test_server_setup_without_broker_creates_nothing(services, cli_env):
+    name = f'ionfield-test-{secrets.token_hex(4)}'
+    result = ionfield('setup', 'server', '-p', name, '--broker-port', '1', env=cli_env)
+    assert result.returncode == 1
+    assert 'no RabbitMQ broker answers at 127.0.0.1:1' in result.stderr and 'ionfield setup laptop' in result.stderr
+    assert 'guest' not in result.stderr.split('as `guest`')[-1], 'the broker password must not be printed'
+    import psycopg
+
+    with psycopg.connect(host='localhost', user='postgres', dbname='postgres') as connection:
+        database = f'aiida_{name}'.replace('-', '_')
+        assert connection.execute('SELECT 1 FROM pg_database WHERE datname = %s', (database,)).fetchone() is None
+
+
+def test_server_refuses_a_database_with_foreign_tables(services, cli_env):
+    import psycopg
+
+    name = f'ionfield-test-{secrets.token_hex(4)}'
+    database = f'aiida_{name}'.replace('-', '_')
+    try:
+        with psycopg.connect(host='localhost', user='postgres', dbname='postgres', autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{database}"')
+        with psycopg.connect(host='localhost', user='postgres', dbname=database, autocommit=True) as connection:
+            connection.execute('CREATE TABLE precious (x int)')
+        result = ionfield('setup', 'server', '-p', name, '--no-daemon', env=cli_env)
+        assert result.returncode == 1
+        assert 'already holds 1 tables' in result.stderr and 'left untouched' in result.stderr
+        with psycopg.connect(host='localhost', user='postgres', dbname=database) as connection:
+            assert connection.execute('SELECT count(*) FROM precious').fetchone() == (0,)
+    finally:
+        _drop(database)

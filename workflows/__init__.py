@@ -1,0 +1,1 @@
+"""AiiDA WorkChains and calcfunctions of aiida-ionfield (installed as ``ionfield.workflows``)."""
