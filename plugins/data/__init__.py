@@ -1,0 +1,1 @@
+"""AiiDA data types of the project (entry points in the ``aiida.data`` group, prefixed ``ionfield.``)."""
