@@ -160,7 +160,7 @@ def _check_localhost_and_codes(profile) -> Iterator[Check]:
 
     settings = get_settings()
     label = settings.get('computer', 'localhost')
-    fix = f'ionfield -p {profile.name} setup {settings.get("kind", "laptop")}'
+    fix = f'ionfield setup {settings.get("kind", "laptop")} -p {profile.name}'
     try:
         computer = orm.load_computer(label)
     except NotExistent:
@@ -216,7 +216,7 @@ def _check_pseudos(profile) -> Iterator[Check]:
     from .settings import get_settings
 
     label = get_settings().get('pseudo_family')
-    fix = f'ionfield -p {profile.name} setup laptop'
+    fix = f'ionfield setup {get_settings().get("kind", "laptop")} -p {profile.name}'
     if label is None:
         yield Check('pseudopotentials', FAIL, 'no pseudo family chosen for this profile', fix)
         return
