@@ -33,8 +33,8 @@ class DatasetData(orm.Data):
     def _store_dataset(self, dataset: Dataset) -> None:
         buffer = io.BytesIO()
         dataset.save(buffer)
-        content = buffer.getvalue()
-        self.base.repository.put_object_from_filelike(io.BytesIO(content), self.FILENAME)
+        buffer.seek(0)
+        self.base.repository.put_object_from_filelike(buffer, self.FILENAME)
         statistics = dataset.statistics()
         species_counts = statistics['species_counts']
         self.base.attributes.set_many(
