@@ -64,3 +64,21 @@ def laptop_profile(tmp_path_factory):
         yield name, env, result
     finally:
         stop_daemon(name, env)
+
+
+@pytest.fixture(scope='session')
+def qe_engine(aiida_profile, tmp_path_factory):
+    """pw/ph codes on a ``localhost`` computer and the generated pslibrary family, in the test profile.
+
+    Processes are run in the test process (``aiida.engine.run``), so no broker or daemon is involved.
+    """
+    if not all(shutil.which(tool) for tool in ('pw.x', 'ph.x', 'ld1.x', 'mpirun')):
+        pytest.skip('Quantum ESPRESSO is not installed (apt-get install quantum-espresso quantum-espresso-data)')
+    from ionfield.plugins.setup.localhost import ensure_localhost_computer, ensure_qe_codes, find_qe_executables
+    from ionfield.plugins.setup.pseudos import install_pslibrary_family
+
+    workdir = tmp_path_factory.mktemp('qe')
+    computer, _ = ensure_localhost_computer('localhost', workdir / 'scratch')
+    codes = {label: code for label, (code, _) in ensure_qe_codes(computer, find_qe_executables()).items()}
+    family, _ = install_pslibrary_family(workdir / 'pseudos')
+    return {'pw_code': codes['pw'], 'ph_code': codes['ph'], 'pseudo_family': family.label}

@@ -14,7 +14,15 @@ from aiida.engine import WorkChain, calcfunction
 from ionfield.models import structure_checks
 from ionfield.models.structure_checks import analyse_structure
 
-__all__ = ('StructureCheckWorkChain', 'check_structure')
+__all__ = ('PROBLEM_EXIT_CODES', 'StructureCheckWorkChain', 'check_structure')
+
+PROBLEM_EXIT_CODES = {
+    structure_checks.EMPTY: 'ERROR_EMPTY_STRUCTURE',
+    structure_checks.NOT_PERIODIC: 'ERROR_NOT_PERIODIC',
+    structure_checks.DEGENERATE_CELL: 'ERROR_DEGENERATE_CELL',
+    structure_checks.OVERLAPPING_ATOMS: 'ERROR_OVERLAPPING_ATOMS',
+}
+"""Kind of structure problem -> name of the exit code that reports it (the first problem decides)."""
 
 
 @calcfunction
@@ -62,14 +70,9 @@ class StructureCheckWorkChain(WorkChain):
         self.out('summary', summary)  # the record is kept even when the structure is rejected
         for problem in summary['problems']:
             self.report(f'structure<{self.inputs.structure.pk}>: {problem}')
-        exit_codes = {
-            structure_checks.EMPTY: self.exit_codes.ERROR_EMPTY_STRUCTURE,
-            structure_checks.NOT_PERIODIC: self.exit_codes.ERROR_NOT_PERIODIC,
-            structure_checks.DEGENERATE_CELL: self.exit_codes.ERROR_DEGENERATE_CELL,
-            structure_checks.OVERLAPPING_ATOMS: self.exit_codes.ERROR_OVERLAPPING_ATOMS,
-        }
         if summary['problem_kinds']:  # the first problem decides the exit code; all are reported above
-            return exit_codes[summary['problem_kinds'][0]].format(detail=summary['problems'][0])
+            exit_code = self.exit_codes[PROBLEM_EXIT_CODES[summary['problem_kinds'][0]]]
+            return exit_code.format(detail=summary['problems'][0])
         self.report(
             f'{summary["formula"]}: {summary["natoms"]} atoms, {summary["density"]:.3f} g/cm^3, '
             f'shortest distance {summary["min_distance"]:.3f} Å'

@@ -1,0 +1,388 @@
+"""``QeFrameWorkChain`` (``ionfield.label.qe``): one structure labelled by pw.x (E, F, S) and ph.x (Z*, eps_inf).
+
+The SCF is a ``PwBaseWorkChain`` and the DFPT a ``PhBaseWorkChain`` at Gamma with ``epsil=.true.`` and
+``trans=.false.``, so aiida-quantumespresso's restart handlers apply: an SCF that does not converge is
+restarted with a smaller ``mixing_beta``, and both restart after running out of walltime. A ph.x run that
+does not converge is recovered with a smaller ``alpha_mix(1)`` by :class:`DfptWorkChain` (the stock handler
+sets ``nmix_ph = 8``, which ph.x 6.7, Debian's, refuses).
+
+Born charges need an insulator, so with ``bec`` the SCF uses fixed occupations and a few empty bands to
+measure the gap. A structure with an odd number of electrons, or a gap below ``min_gap``, is a metal for
+this purpose: its energy, forces and stress come from a smeared SCF and the workchain exits with
+``ERROR_NO_GAP`` after emitting the frame. Without ``bec`` the SCF is smeared from the start (cold
+smearing changes an insulator's energy by nothing measurable, and keeps a metal's forces right).
+
+All inputs except ``structure`` are the same for every structure of a batch (cutoffs, bands and the
+SCF threshold are derived per structure here), which is what lets ``LabelWorkChain`` expose them once.
+"""
+
+from __future__ import annotations
+
+import math
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ProcessHandlerReport, ToContext, WorkChain, calcfunction, if_, process_handler
+from aiida.plugins import GroupFactory, WorkflowFactory
+
+from ionfield.models import qe_labels
+
+from .frame import define_frame_exit_codes, frame_node
+from .protocols import ProtocolFile
+
+__all__ = ('DfptWorkChain', 'QeFrameWorkChain', 'next_dfpt_mixing', 'qe_frame')
+
+PwBaseWorkChain = WorkflowFactory('quantumespresso.pw.base')
+PhBaseWorkChain = WorkflowFactory('quantumespresso.ph.base')
+PseudoPotentialFamily = GroupFactory('pseudo.family')
+
+PROTOCOLS = ProtocolFile('qe.yaml')
+
+PH_DEFAULT_ALPHA_MIX = 0.7
+PH_MIN_ALPHA_MIX = 0.1
+
+
+def next_dfpt_mixing(inputph: dict) -> tuple[dict, str] | None:
+    """The INPUTPH of a retry after ph.x did not converge (halved ``alpha_mix(1)``), or None when out of options.
+
+    ``nmix_ph`` is left alone: ph.x 6.x refuses values above 5 ("Wrong nmix_ph"), which is what
+    aiida-quantumespresso's own handler sets, so that handler turns a convergence problem into a crash there.
+    """
+    alpha = float(inputph.get('alpha_mix(1)', PH_DEFAULT_ALPHA_MIX))
+    if alpha <= PH_MIN_ALPHA_MIX + 1e-9:
+        return None
+    new_alpha = max(PH_MIN_ALPHA_MIX, round(alpha / 2, 4))
+    return {**inputph, 'alpha_mix(1)': new_alpha}, f'reduced alpha_mix(1) from {alpha} to {new_alpha}'
+
+
+class DfptWorkChain(PhBaseWorkChain):
+    """``PhBaseWorkChain`` whose convergence handler also works with ph.x 6.x (see :func:`next_dfpt_mixing`)."""
+
+    @process_handler(priority=410, exit_codes=PhBaseWorkChain._process_class.exit_codes.ERROR_CONVERGENCE_NOT_REACHED)
+    def handle_convergence_not_reached(self, node):
+        """DFPT self-consistency not reached: recover from the last run with gentler mixing, or give up."""
+        retry = next_dfpt_mixing(self.ctx.inputs.parameters.get('INPUTPH', {}))
+        if retry is None:
+            self.report_error_handled(node, f'alpha_mix(1) already at {PH_MIN_ALPHA_MIX}: giving up')
+            return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
+        self.ctx.inputs.parameters['INPUTPH'], action = retry
+        self.ctx.restart_calc = node
+        self.report_error_handled(node, f'{action} and recovering')
+        return ProcessHandlerReport(True)
+
+
+@calcfunction
+def qe_frame(
+    structure: orm.StructureData,
+    scf_parameters: orm.Dict,
+    scf_trajectory: orm.TrajectoryData,
+    dfpt_parameters: orm.Dict | None = None,
+) -> orm.ArrayData:
+    """The frame of ``structure`` from pw.x (and ph.x) outputs, in the project's units and Z* convention."""
+    natoms = len(structure.sites)
+    labels = {
+        'energy': scf_parameters['energy'],
+        'forces': scf_trajectory.get_array('forces')[-1],
+        'stress': qe_labels.stress_from_qe(scf_trajectory.get_array('stress')[-1]),
+    }
+    if dfpt_parameters is not None:
+        labels['born_charges'] = qe_labels.born_charges_from_ph(dfpt_parameters['effective_charges_eu'], natoms)
+        labels['eps_inf'] = qe_labels.dielectric_from_ph(dfpt_parameters['dielectric_constant'])
+    return frame_node(natoms, scf_parameters.creator.uuid, **labels)
+
+
+class QeFrameWorkChain(WorkChain):
+    """Label one structure with Quantum ESPRESSO: SCF energy, forces, stress; DFPT Born charges and eps_inf."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData, help='The structure to label.')
+        spec.input(
+            'bec',
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(True),
+            help='Also compute Born effective charges and eps_inf with ph.x (DFPT, electric-field perturbation).',
+        )
+        spec.input('pw_code', valid_type=orm.AbstractCode, help='The `quantumespresso.pw` code.')
+        spec.input(
+            'ph_code', valid_type=orm.AbstractCode, required=False, help='The `quantumespresso.ph` code (for `bec`).'
+        )
+        spec.input(
+            'pseudo_family', valid_type=orm.Str, help='Label of an aiida-pseudo family with cutoffs (UPF pseudos).'
+        )
+        spec.input(
+            'kpoints_distance',
+            valid_type=orm.Float,
+            help='Largest spacing of the k-point mesh in 1/Å (2π included); chosen for Z*, see the protocol file.',
+        )
+        spec.input(
+            'pw_parameters',
+            valid_type=orm.Dict,
+            help='pw.x namelists; cutoffs, occupations, nbnd and conv_thr are added per structure.',
+        )
+        spec.input('ph_parameters', valid_type=orm.Dict, required=False, help='ph.x INPUTPH (epsil, trans=.false.).')
+        spec.input(
+            'cutoffs',
+            valid_type=orm.List,
+            required=False,
+            help='[ecutwfc, ecutrho] in Ry; default: the pseudo family recommendation for the structure.',
+        )
+        spec.input('conv_thr_per_atom', valid_type=orm.Float, help='SCF threshold in Ry per atom.')
+        spec.input('smearing', valid_type=orm.Dict, help='SYSTEM keys of a smeared SCF (metals, or without `bec`).')
+        spec.input('min_gap', valid_type=orm.Float, help='Gap in eV below which Born charges are not computed.')
+        spec.input('empty_bands', valid_type=orm.Int, help='Empty bands above the occupied ones to measure the gap.')
+        spec.input('pw_options', valid_type=orm.Dict, help='`metadata.options` of the pw.x calculations.')
+        spec.input('ph_options', valid_type=orm.Dict, required=False, help='`metadata.options` of ph.x.')
+        spec.input('max_iterations', valid_type=orm.Int, default=lambda: orm.Int(5), help='Restarts per code.')
+        spec.input('clean_workdir', valid_type=orm.Bool, default=lambda: orm.Bool(False), help='Clean remote folders.')
+        spec.outline(
+            cls.setup,
+            cls.validate_elements,
+            cls.run_scf,
+            cls.inspect_scf,
+            if_(cls.should_rerun_smeared)(cls.run_scf, cls.inspect_scf),
+            if_(cls.should_run_dfpt)(cls.run_dfpt, cls.inspect_dfpt),
+            cls.results,
+        )
+        spec.output('frame', valid_type=orm.ArrayData, help='The labels (see `ionfield.workflows.label.frame`).')
+        define_frame_exit_codes(spec)
+
+    @classmethod
+    def get_protocol_inputs(cls, protocol: str | None = None, overrides: dict | None = None) -> dict:
+        """The protocol's values (``qe.yaml``) with ``overrides`` merged in."""
+        return PROTOCOLS.get_inputs(protocol, overrides)
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        pw_code,
+        structure: orm.StructureData | None = None,
+        ph_code=None,
+        protocol: str | None = None,
+        bec: bool = True,
+        overrides: dict | None = None,
+        options: dict | None = None,
+    ):
+        """A builder with every input set from ``protocol`` (``fast``, ``balanced``, ``precise``) and ``overrides``.
+
+        ``options`` is merged into the ``metadata.options`` of both codes (e.g. resources, queue).
+        """
+        builder = cls.get_builder()
+        for name, value in cls.get_inputs_from_protocol(pw_code, ph_code, protocol, bec, overrides, options).items():
+            builder[name] = value
+        if structure is not None:
+            builder.structure = structure
+        return builder
+
+    @classmethod
+    def get_inputs_from_protocol(cls, pw_code, ph_code=None, protocol=None, bec=True, overrides=None, options=None):
+        """The structure-independent inputs as a dict of nodes (used by ``LabelWorkChain`` for its ``qe`` namespace)."""
+        from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
+
+        values = cls.get_protocol_inputs(protocol, overrides)
+        pw_code = orm.load_code(pw_code) if isinstance(pw_code, str) else pw_code
+        inputs = {
+            'bec': orm.Bool(bec),
+            'pw_code': pw_code,
+            'pseudo_family': orm.Str(values['pseudo_family']),
+            'kpoints_distance': orm.Float(values['kpoints_distance']),
+            'pw_parameters': orm.Dict(values['pw']['parameters']),
+            'conv_thr_per_atom': orm.Float(values['conv_thr_per_atom']),
+            'smearing': orm.Dict(values['smearing']),
+            'min_gap': orm.Float(values['min_gap']),
+            'empty_bands': orm.Int(values['empty_bands']),
+            'pw_options': orm.Dict(recursive_merge(values['pw']['metadata']['options'], options or {})),
+            'max_iterations': orm.Int(values['max_iterations']),
+            'clean_workdir': orm.Bool(values['clean_workdir']),
+        }
+        if (values['ecutwfc'] is None) != (values['ecutrho'] is None):
+            raise ValueError('give both `ecutwfc` and `ecutrho` or neither (then the family recommendation is used)')
+        if values['ecutwfc'] is not None:
+            inputs['cutoffs'] = orm.List([float(values['ecutwfc']), float(values['ecutrho'])])
+        if bec:
+            if ph_code is None:
+                raise ValueError('Born charges (`bec=True`) need a `quantumespresso.ph` code')
+            inputs['ph_code'] = orm.load_code(ph_code) if isinstance(ph_code, str) else ph_code
+            inputs['ph_parameters'] = orm.Dict(values['ph']['parameters'])
+            inputs['ph_options'] = orm.Dict(recursive_merge(values['ph']['metadata']['options'], options or {}))
+        return inputs
+
+    # --- steps ----------------------------------------------------------------------------------------
+
+    def setup(self):
+        structure = self.inputs.structure
+        self.ctx.natoms = len(structure.sites)
+        self.ctx.metal = False
+        self.ctx.gap = None
+        self.ctx.scf = None
+        self.ctx.rerun_smeared = False
+
+    def validate_elements(self):
+        """Every element needs a pseudopotential in the family (exit 320 otherwise); derive cutoffs and bands."""
+        label = self.inputs.pseudo_family.value
+        try:
+            family = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': label}).one()[0]
+        except Exception:  # NotExistent or MultipleObjectsError
+            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(
+                elements='every element', detail=f'pseudo family `{label}` is not installed (`ionfield setup`)'
+            )
+        structure = self.inputs.structure
+        missing = sorted(set(structure.get_symbols_set()) - set(family.elements))
+        if missing:
+            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(
+                elements=', '.join(missing), detail=f'family `{label}` covers {", ".join(sorted(family.elements))}'
+            )
+        self.ctx.pseudos = family.get_pseudos(structure=structure)
+        if 'cutoffs' in self.inputs:
+            self.ctx.cutoffs = list(self.inputs.cutoffs.get_list())
+        else:
+            self.ctx.cutoffs = list(family.get_recommended_cutoffs(structure=structure, unit='Ry'))
+        valence = {kind.name: self.ctx.pseudos[kind.name].z_valence for kind in structure.kinds}
+        nelec = sum(valence[site.kind_name] for site in structure.sites)
+        self.ctx.nelec = nelec
+        even = abs(nelec / 2 - round(nelec / 2)) < 1e-6
+        if self.inputs.bec.value and not even:
+            self.report(f'{nelec:g} valence electrons: odd, so no gap; Born charges are skipped (smeared SCF)')
+            self.ctx.metal = True
+        return None
+
+    def _scf_inputs(self) -> AttributeDict:
+        structure = self.inputs.structure
+        parameters = self.inputs.pw_parameters.get_dict()
+        system = parameters.setdefault('SYSTEM', {})
+        system['ecutwfc'], system['ecutrho'] = self.ctx.cutoffs
+        parameters.setdefault('ELECTRONS', {})['conv_thr'] = self.inputs.conv_thr_per_atom.value * self.ctx.natoms
+        fixed = self.inputs.bec.value and not self.ctx.metal
+        if fixed:
+            system['occupations'] = 'fixed'
+            system['nbnd'] = int(math.ceil(self.ctx.nelec / 2)) + self.inputs.empty_bands.value
+        else:
+            system.update(self.inputs.smearing.get_dict())
+        inputs = AttributeDict(
+            {
+                'pw': {
+                    'code': self.inputs.pw_code,
+                    'structure': structure,
+                    'pseudos': self.ctx.pseudos,
+                    'parameters': orm.Dict(parameters),
+                    'metadata': {'options': self.inputs.pw_options.get_dict()},
+                },
+                'kpoints_distance': self.inputs.kpoints_distance,
+                'max_iterations': self.inputs.max_iterations,
+                'clean_workdir': orm.Bool(False),  # ph.x reads this SCF's folder; cleaned at the end if asked
+                'metadata': {'call_link_label': 'scf_fixed' if fixed else 'scf_smeared'},
+            }
+        )
+        return inputs
+
+    def run_scf(self):
+        node = self.submit(PwBaseWorkChain, **self._scf_inputs())
+        self.ctx.fixed_occupations = self.inputs.bec.value and not self.ctx.metal
+        self.report(f'launched PwBaseWorkChain<{node.pk}> ({"fixed" if self.ctx.fixed_occupations else "smeared"})')
+        return ToContext(scf=node)
+
+    def inspect_scf(self):
+        node = self.ctx.scf
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_SCF_FAILED.format(
+                detail=f'PwBaseWorkChain<{node.pk}> exit {node.exit_status}: {node.exit_message}'
+            )
+        for name in ('output_parameters', 'output_trajectory', 'remote_folder'):
+            if name not in node.outputs:
+                return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(
+                    detail=f'`{name}` (PwBaseWorkChain<{node.pk}>)'
+                )
+        trajectory = node.outputs.output_trajectory
+        if 'stress' not in trajectory.get_arraynames() or 'forces' not in trajectory.get_arraynames():
+            return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(
+                detail=f'forces and stress (PwBaseWorkChain<{node.pk}>)'
+            )
+        self.ctx.rerun_smeared = False
+        if self.ctx.fixed_occupations:
+            n_occupied = int(round(self.ctx.nelec / 2))
+            bands = node.outputs.output_band.get_bands()
+            self.ctx.gap = qe_labels.band_gap(bands, n_occupied)
+            self.report(f'band gap {self.ctx.gap:.3f} eV (fixed occupations, {n_occupied} occupied bands)')
+            if self.ctx.gap < self.inputs.min_gap.value:
+                self.report(f'gap below min_gap = {self.inputs.min_gap.value} eV: metal, relabelling with smearing')
+                self.ctx.metal = True
+                self.ctx.rerun_smeared = True
+        return None
+
+    def should_rerun_smeared(self):
+        return self.ctx.rerun_smeared
+
+    def should_run_dfpt(self):
+        return self.inputs.bec.value and not self.ctx.metal
+
+    def run_dfpt(self):
+        if 'ph_code' not in self.inputs:
+            return self.exit_codes.ERROR_DFPT_FAILED.format(detail='no `ph_code` was given')
+        qpoints = orm.KpointsData()
+        qpoints.set_cell_from_structure(self.inputs.structure)
+        qpoints.set_kpoints([[0.0, 0.0, 0.0]])
+        parameters = self.inputs.ph_parameters.get_dict() if 'ph_parameters' in self.inputs else {}
+        parameters.setdefault('INPUTPH', {}).update({'epsil': True, 'trans': False})
+        options = (
+            self.inputs.ph_options.get_dict() if 'ph_options' in self.inputs else self.inputs.pw_options.get_dict()
+        )
+        inputs = {
+            'ph': {
+                'code': self.inputs.ph_code,
+                'parent_folder': self.ctx.scf.outputs.remote_folder,
+                'parameters': orm.Dict(parameters),
+                'metadata': {'options': options},
+            },
+            'qpoints': qpoints,
+            'max_iterations': self.inputs.max_iterations,
+            'metadata': {'call_link_label': 'dfpt'},
+        }
+        node = self.submit(DfptWorkChain, **inputs)
+        self.report(f'launched DfptWorkChain<{node.pk}> (epsil, Gamma)')
+        return ToContext(dfpt=node)
+
+    def inspect_dfpt(self):
+        node = self.ctx.dfpt
+        detail = None
+        if not node.is_finished_ok:
+            detail = f'PhBaseWorkChain<{node.pk}> exit {node.exit_status}: {node.exit_message}'
+        elif not all(
+            key in node.outputs.output_parameters.keys() for key in ('effective_charges_eu', 'dielectric_constant')
+        ):
+            detail = f'PhBaseWorkChain<{node.pk}> produced no effective charges / dielectric tensor'
+        self.ctx.dfpt_error = detail
+        return None
+
+    def results(self):
+        scf = self.ctx.scf
+        inputs = {
+            'structure': self.inputs.structure,
+            'scf_parameters': scf.outputs.output_parameters,
+            'scf_trajectory': scf.outputs.output_trajectory,
+            'metadata': {'call_link_label': 'frame'},
+        }
+        dfpt_error = self.ctx.get('dfpt_error')
+        if self.should_run_dfpt() and dfpt_error is None:
+            inputs['dfpt_parameters'] = self.ctx.dfpt.outputs.output_parameters
+        self.out('frame', qe_frame(**inputs))
+        if self.inputs.clean_workdir.value:
+            self._clean_workdirs()
+        if self.ctx.metal and self.inputs.bec.value:
+            detail = f'gap {self.ctx.gap:.3f} eV' if self.ctx.gap is not None else f'{self.ctx.nelec:g} electrons'
+            return self.exit_codes.ERROR_NO_GAP.format(detail=detail)
+        if dfpt_error is not None:
+            return self.exit_codes.ERROR_DFPT_FAILED.format(detail=dfpt_error)
+        return None
+
+    def _clean_workdirs(self):
+        cleaned = []
+        for node in self.node.called_descendants:
+            if isinstance(node, orm.CalcJobNode):
+                try:
+                    node.outputs.remote_folder._clean()
+                    cleaned.append(str(node.pk))
+                except (OSError, KeyError, AttributeError):
+                    pass
+        if cleaned:
+            self.report(f'cleaned remote folders of calculations: {" ".join(cleaned)}')
