@@ -112,6 +112,12 @@ def build_structures(sources, supercell, rattle, stdev, seed) -> dict:
 @click.option('--seed', default=0, show_default=True, type=int, help='Seed of the rattles.')
 @click.option('--min-success-fraction', default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option('--asr-threshold', default=0.05, show_default=True, type=click.FloatRange(0), help='In e.')
+@click.option(
+    '--max-concurrent',
+    default=None,
+    type=click.IntRange(0),
+    help='Structures labelled at a time (0: all; default 1 on a laptop profile, else 0).',
+)
 @click.option('--code', 'vasp_code', default=None, help='VASP code label (engine vasp).')
 @click.option('--potential-family', default=None, help='POTCAR family (engine vasp).')
 @click.option('--potential-mapping', default=None, help='Element->POTCAR, YAML, e.g. "{Li: Li_sv, N: N}".')
@@ -129,6 +135,7 @@ def cmd_label(
     seed,
     min_success_fraction,
     asr_threshold,
+    max_concurrent,
     vasp_code,
     potential_family,
     potential_mapping,
@@ -174,6 +181,9 @@ def cmd_label(
         raise click.ClickException(str(exception)) from exception
     builder.min_success_fraction = orm.Float(min_success_fraction)
     builder.asr_threshold = orm.Float(asr_threshold)
+    if max_concurrent is None:
+        max_concurrent = 1 if settings.get('kind') == 'laptop' else 0
+    builder.max_concurrent = orm.Int(max_concurrent)
     node = submit(builder)
     click.echo(f'submitted LabelWorkChain<{node.pk}> for {len(nodes)} structure(s): {", ".join(nodes)}')
     if wait_s <= 0:

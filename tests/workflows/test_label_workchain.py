@@ -189,3 +189,13 @@ def test_assemble_dataset_is_a_calcfunction_with_provenance(fake_engine):
     creator = node.outputs.dataset.creator
     assert creator.process_label == assemble_dataset.__name__
     assert {link.link_label for link in creator.base.links.get_incoming().all()} >= {'frame_ok', 'structure_ok'}
+
+
+def test_max_concurrent_labels_in_chunks(fake_engine):
+    structures = {f's{index}': structure('ok') for index in range(5)}
+    node = run_label(fake_engine, structures, max_concurrent=orm.Int(2))
+    assert node.is_finished_ok and node.outputs.dataset.n_frames == 5
+    frames = sorted((child for child in node.called if child.process_label == 'FakeQe'), key=lambda child: child.ctime)
+    # chunks of 2, 2, 1: a chunk starts only after the previous one has finished
+    assert frames[2].ctime > max(frames[0].mtime, frames[1].mtime)
+    assert frames[4].ctime > max(frames[2].mtime, frames[3].mtime)

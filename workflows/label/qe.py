@@ -242,6 +242,7 @@ class QeFrameWorkChain(WorkChain):
         nelec = sum(valence[site.kind_name] for site in structure.sites)
         self.ctx.nelec = nelec
         even = abs(nelec / 2 - round(nelec / 2)) < 1e-6
+        self.ctx.odd_electrons = not even
         if self.inputs.bec.value and not even:
             self.report(f'{nelec:g} valence electrons: odd, so no gap; Born charges are skipped (smeared SCF)')
             self.ctx.metal = True
@@ -254,9 +255,10 @@ class QeFrameWorkChain(WorkChain):
         system['ecutwfc'], system['ecutrho'] = self.ctx.cutoffs
         parameters.setdefault('ELECTRONS', {})['conv_thr'] = self.inputs.conv_thr_per_atom.value * self.ctx.natoms
         fixed = self.inputs.bec.value and not self.ctx.metal
+        if self.inputs.bec.value:  # empty bands to measure the gap, smeared or not
+            system['nbnd'] = int(math.ceil(self.ctx.nelec / 2)) + self.inputs.empty_bands.value
         if fixed:
             system['occupations'] = 'fixed'
-            system['nbnd'] = int(math.ceil(self.ctx.nelec / 2)) + self.inputs.empty_bands.value
         else:
             system.update(self.inputs.smearing.get_dict())
         inputs = AttributeDict(
@@ -269,7 +271,10 @@ class QeFrameWorkChain(WorkChain):
                     'metadata': {'options': self.inputs.pw_options.get_dict()},
                 },
                 'kpoints_distance': self.inputs.kpoints_distance,
-                'max_iterations': self.inputs.max_iterations,
+                # a metal never converges with fixed occupations: one restart, then the smeared relabel
+                'max_iterations': orm.Int(min(2, self.inputs.max_iterations.value))
+                if fixed
+                else self.inputs.max_iterations,
                 'clean_workdir': orm.Bool(False),  # ph.x reads this SCF's folder; cleaned at the end if asked
                 'metadata': {'call_link_label': 'scf_fixed' if fixed else 'scf_smeared'},
             }
@@ -283,31 +288,38 @@ class QeFrameWorkChain(WorkChain):
         return ToContext(scf=node)
 
     def inspect_scf(self):
+        """Check the SCF; with ``bec``, measure the gap and decide between DFPT and a smeared relabel.
+
+        A fixed-occupation SCF that fails (a metal's charge sloshes) is retried once with smearing; its
+        bands then tell a metal (exit 330) from an insulator whose fixed SCF failed (331, E/F/S kept).
+        """
         node = self.ctx.scf
+        self.ctx.rerun_smeared = False
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_SCF_FAILED.format(
-                detail=f'PwBaseWorkChain<{node.pk}> exit {node.exit_status}: {node.exit_message}'
-            )
+            detail = f'PwBaseWorkChain<{node.pk}> exit {node.exit_status}: {node.exit_message}'
+            if self.ctx.fixed_occupations:
+                self.report(f'fixed-occupation SCF failed ({detail}): a metal? relabelling with smearing')
+                self.ctx.fixed_scf_error = detail
+                self.ctx.metal = self.ctx.rerun_smeared = True
+                return None
+            return self.exit_codes.ERROR_SCF_FAILED.format(detail=detail)
         for name in ('output_parameters', 'output_trajectory', 'remote_folder'):
             if name not in node.outputs:
-                return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(
-                    detail=f'`{name}` (PwBaseWorkChain<{node.pk}>)'
-                )
+                detail = f'`{name}` (PwBaseWorkChain<{node.pk}>)'
+                return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(detail=detail)
         trajectory = node.outputs.output_trajectory
-        if 'stress' not in trajectory.get_arraynames() or 'forces' not in trajectory.get_arraynames():
-            return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(
-                detail=f'forces and stress (PwBaseWorkChain<{node.pk}>)'
-            )
-        self.ctx.rerun_smeared = False
-        if self.ctx.fixed_occupations:
-            n_occupied = int(round(self.ctx.nelec / 2))
-            bands = node.outputs.output_band.get_bands()
-            self.ctx.gap = qe_labels.band_gap(bands, n_occupied)
-            self.report(f'band gap {self.ctx.gap:.3f} eV (fixed occupations, {n_occupied} occupied bands)')
-            if self.ctx.gap < self.inputs.min_gap.value:
-                self.report(f'gap below min_gap = {self.inputs.min_gap.value} eV: metal, relabelling with smearing')
-                self.ctx.metal = True
-                self.ctx.rerun_smeared = True
+        if not {'stress', 'forces'} <= set(trajectory.get_arraynames()):
+            detail = f'forces and stress (PwBaseWorkChain<{node.pk}>)'
+            return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(detail=detail)
+        if not self.inputs.bec.value or self.ctx.odd_electrons:
+            return None
+        n_occupied = int(round(self.ctx.nelec / 2))
+        self.ctx.gap = qe_labels.band_gap(node.outputs.output_band.get_bands(), n_occupied)
+        kind = 'fixed' if self.ctx.fixed_occupations else 'smeared'
+        self.report(f'band gap {self.ctx.gap:.3f} eV ({kind} SCF, {n_occupied} occupied bands)')
+        if self.ctx.fixed_occupations and self.ctx.gap < self.inputs.min_gap.value:
+            self.report(f'gap below min_gap = {self.inputs.min_gap.value} eV: metal, relabelling with smearing')
+            self.ctx.metal = self.ctx.rerun_smeared = True
         return None
 
     def should_rerun_smeared(self):
@@ -368,6 +380,10 @@ class QeFrameWorkChain(WorkChain):
         self.out('frame', qe_frame(**inputs))
         if self.inputs.clean_workdir.value:
             self._clean_workdirs()
+        fixed_scf_error = self.ctx.get('fixed_scf_error')
+        if fixed_scf_error and self.ctx.gap is not None and self.ctx.gap >= self.inputs.min_gap.value:
+            detail = f'the fixed-occupation SCF failed ({fixed_scf_error}) although the gap is {self.ctx.gap:.3f} eV'
+            return self.exit_codes.ERROR_DFPT_FAILED.format(detail=detail)
         if self.ctx.metal and self.inputs.bec.value:
             detail = f'gap {self.ctx.gap:.3f} eV' if self.ctx.gap is not None else f'{self.ctx.nelec:g} electrons'
             return self.exit_codes.ERROR_NO_GAP.format(detail=detail)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from aiida import orm
-from aiida.engine import WorkChain, calcfunction
+from aiida.engine import WorkChain, calcfunction, while_
 from aiida.plugins import WorkflowFactory
 
 from ionfield.models.dataset import ASR_FLAG, Dataset, Frame, asr_violation
@@ -138,7 +138,14 @@ class LabelWorkChain(WorkChain):
                 },
             )
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.check_structures, cls.run_frames, cls.collect)
+        spec.input(
+            'max_concurrent',
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help='Label at most this many structures at a time (0: all at once). On a laptop, where every '
+            'calculation already uses all cores, 1 avoids oversubscribing them.',
+        )
+        spec.outline(cls.check_structures, while_(cls.has_pending)(cls.run_frames), cls.collect)
         spec.output('dataset', valid_type=DatasetData, required=False, help='Every frame computed, with provenance.')
         spec.output('summary', valid_type=orm.Dict, help='Per structure: status, exit code, message, ASR violation.')
         spec.exit_code(
@@ -204,13 +211,20 @@ class LabelWorkChain(WorkChain):
                 )
             else:
                 self.ctx.valid.append(key)
+        self.ctx.pending = list(self.ctx.valid)
         return None
 
+    def has_pending(self):
+        return bool(self.ctx.pending)
+
     def run_frames(self):
+        """Launch the next ``max_concurrent`` structures (all when 0); the loop waits for them to finish."""
         engine_name = self.inputs.engine.value
         engine = ENGINES[engine_name]
         shared = dict(self.inputs[engine_name])  # the exposed namespace, shared by every structure
-        for key in self.ctx.valid:
+        size = self.inputs.max_concurrent.value or len(self.ctx.pending)
+        chunk, self.ctx.pending = self.ctx.pending[:size], self.ctx.pending[size:]
+        for key in chunk:
             structure = self.inputs.structures[key]
             inputs = {
                 **shared,
