@@ -77,9 +77,10 @@ def test_doctor_changes_nothing(laptop_profile):
 @requires_qe
 def test_quickstart_runs_the_main_job(laptop_profile):
     name, env, _ = laptop_profile
-    result = ionfield('quickstart', '-p', name, '--timeout', '180', env=env)
+    result = ionfield('quickstart', '-p', name, '--timeout', '900', env=env, timeout=2000)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'alpha-Li3N: Li3N, 4 atoms' in result.stdout
+    assert 'li3n' in result.stdout and 'labelled' in result.stdout and 'Born charges' in result.stdout
 
 
 def test_setup_without_qe_changes_nothing(cli_env, tmp_path):
