@@ -45,10 +45,6 @@ class ProtocolFile:
     def default(self) -> str:
         return self.content['default_protocol']
 
-    def describe(self) -> dict[str, str]:
-        """``{protocol: description}``."""
-        return {name: values.get('description', '') for name, values in self.content['protocols'].items()}
-
     def get_inputs(self, protocol: str | None = None, overrides: dict | None = None) -> dict:
         """Defaults, then the protocol's values, then ``overrides``; unknown protocols and keys are refused."""
         protocol = protocol or self.default
