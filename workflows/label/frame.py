@@ -16,15 +16,21 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 
-__all__ = ('FRAME_ARRAYS', 'define_frame_exit_codes', 'frame_arrays', 'frame_node')
+__all__ = ('FRAME_ARRAYS', 'define_frame_spec', 'frame_arrays', 'frame_node')
 
 FRAME_ARRAYS = ('energy', 'forces', 'stress', 'born_charges', 'eps_inf')
 """Arrays of a ``frame`` node: energy () eV, forces (N,3) eV/Å, stress (3,3) eV/Å^3 (ASE sign), born_charges
 (N,3,3) e, eps_inf (3,3)."""
 
 
-def define_frame_exit_codes(spec) -> None:
-    """The exit codes shared by all engine adapters (3xx of the label stage; 301-304 belong to the structure check)."""
+def define_frame_spec(spec, bec_help: str) -> None:
+    """The ports and exit codes every engine adapter shares: ``structure`` and ``bec`` in, ``frame`` out.
+
+    The exit codes are 3xx of the label stage (301-304 belong to the structure check).
+    """
+    spec.input('structure', valid_type=orm.StructureData, help='The structure to label.')
+    spec.input('bec', valid_type=orm.Bool, default=lambda: orm.Bool(True), help=bec_help)
+    spec.output('frame', valid_type=orm.ArrayData, help='The labels (see `ionfield.workflows.label.frame`).')
     spec.exit_code(320, 'ERROR_UNSUPPORTED_ELEMENT', message='No pseudopotential or POTCAR for {elements}: {detail}.')
     spec.exit_code(
         321,

@@ -27,7 +27,7 @@ from aiida.plugins import GroupFactory, WorkflowFactory
 
 from ionfield.models import qe_labels
 
-from .frame import define_frame_exit_codes, frame_node
+from .frame import define_frame_spec, frame_node
 from .protocols import ProtocolFile
 
 __all__ = ('DfptWorkChain', 'QeFrameWorkChain', 'next_dfpt_mixing', 'qe_frame')
@@ -97,12 +97,9 @@ class QeFrameWorkChain(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, help='The structure to label.')
-        spec.input(
-            'bec',
-            valid_type=orm.Bool,
-            default=lambda: orm.Bool(True),
-            help='Also compute Born effective charges and eps_inf with ph.x (DFPT, electric-field perturbation).',
+        define_frame_spec(
+            spec,
+            bec_help='Also compute Born effective charges and eps_inf with ph.x (DFPT, electric-field perturbation).',
         )
         spec.input('pw_code', valid_type=orm.AbstractCode, help='The `quantumespresso.pw` code.')
         spec.input(
@@ -145,8 +142,6 @@ class QeFrameWorkChain(WorkChain):
             if_(cls.should_run_dfpt)(cls.run_dfpt, cls.inspect_dfpt),
             cls.results,
         )
-        spec.output('frame', valid_type=orm.ArrayData, help='The labels (see `ionfield.workflows.label.frame`).')
-        define_frame_exit_codes(spec)
 
     @classmethod
     def get_protocol_inputs(cls, protocol: str | None = None, overrides: dict | None = None) -> dict:

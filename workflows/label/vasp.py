@@ -25,7 +25,7 @@ from aiida_quantumespresso.calculations.functions.create_kpoints_from_distance i
 
 from ionfield.models import vasp_labels
 
-from .frame import define_frame_exit_codes, frame_node
+from .frame import define_frame_spec, frame_node
 from .protocols import ProtocolFile, recursive_merge
 
 __all__ = ('VaspFrameWorkChain', 'vasp_frame')
@@ -105,12 +105,9 @@ class VaspFrameWorkChain(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, help='The structure to label.')
-        spec.input(
-            'bec',
-            valid_type=orm.Bool,
-            default=lambda: orm.Bool(True),
-            help='Also compute Born effective charges and eps_inf with a LEPSILON run (needs the `dfpt` inputs).',
+        define_frame_spec(
+            spec,
+            bec_help='Also compute Born effective charges and eps_inf with a LEPSILON run (needs the `dfpt` inputs).',
         )
         spec.input(
             'kpoints_distance',
@@ -167,8 +164,6 @@ class VaspFrameWorkChain(WorkChain):
             if_(cls.should_run_dfpt)(cls.run_dfpt, cls.inspect_dfpt),
             cls.results,
         )
-        spec.output('frame', valid_type=orm.ArrayData, help='The labels (see `ionfield.workflows.label.frame`).')
-        define_frame_exit_codes(spec)
 
     # --- protocols ------------------------------------------------------------------------------------
 
