@@ -82,3 +82,13 @@ def qe_engine(aiida_profile, tmp_path_factory):
     codes = {label: code for label, (code, _) in ensure_qe_codes(computer, find_qe_executables()).items()}
     family, _ = install_pslibrary_family(workdir / 'pseudos')
     return {'pw_code': codes['pw'], 'ph_code': codes['ph'], 'pseudo_family': family.label}
+
+
+@pytest.fixture(scope='session')
+def train_code(aiida_profile, tmp_path_factory):
+    """The ``ionfield-train`` code on a ``localhost`` computer of the test profile."""
+    from ionfield.plugins.setup.localhost import ensure_localhost_computer, ensure_runner_codes
+
+    computer, _ = ensure_localhost_computer('localhost', tmp_path_factory.mktemp('train') / 'scratch')
+    (code, _), = ensure_runner_codes(computer).values()
+    return code

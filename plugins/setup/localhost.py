@@ -21,9 +21,13 @@ __all__ = (
     'ensure_localhost_computer',
     'ensure_code',
     'ensure_qe_codes',
+    'ensure_runner_codes',
+    'RUNNER_CODES',
 )
 
 QE_CODES = {'pw': ('pw.x', 'quantumespresso.pw'), 'ph': ('ph.x', 'quantumespresso.ph')}
+#: Our own runners, installed as console scripts next to this interpreter: label -> (script, CalcJob plugin).
+RUNNER_CODES = {'ionfield-train': ('ionfield-train', 'ionfield.train')}
 """Code label -> (executable, default calculation plugin)."""
 
 QE_TOOLS = ('pw.x', 'ph.x', 'ld1.x', 'mpirun')
@@ -119,4 +123,26 @@ def ensure_qe_codes(computer, executables: dict[str, str]) -> dict[str, tuple[ob
     """Set up ``pw`` and ``ph`` on ``computer``; return ``{label: (code, created)}``."""
     return {
         label: ensure_code(label, computer, executables[binary], plugin) for label, (binary, plugin) in QE_CODES.items()
+    }
+
+
+def runner_executable(script: str) -> str:
+    """Absolute path of one of our console scripts: next to this interpreter, else on PATH."""
+    import shutil
+    import sys
+
+    local = pathlib.Path(sys.executable).parent / script
+    if local.is_file():
+        return str(local)
+    found = shutil.which(script)
+    if found is None:
+        raise SetupError(f'`{script}` is not installed (pip install aiida-ionfield in this environment)')
+    return found
+
+
+def ensure_runner_codes(computer) -> dict[str, tuple[object, bool]]:
+    """Set up our runner codes (``ionfield-train``) on ``computer``; return ``{label: (code, created)}``."""
+    return {
+        label: ensure_code(label, computer, runner_executable(script), plugin)
+        for label, (script, plugin) in RUNNER_CODES.items()
     }

@@ -12,7 +12,7 @@ import pathlib
 import subprocess
 from collections.abc import Callable
 
-from .localhost import ensure_localhost_computer, ensure_qe_codes, find_qe_executables
+from .localhost import ensure_localhost_computer, ensure_qe_codes, ensure_runner_codes, find_qe_executables
 from .profiles import (
     PostgresSettings,
     RabbitmqSettings,
@@ -72,6 +72,9 @@ def setup_machine(options: SetupOptions, echo: Callable[[str], None] = print) ->
     _say(echo, 'computer', created, f'{computer.label} ({computer.get_default_mpiprocs_per_machine()} MPI ranks)')
 
     codes = {}
+    for label, (code, created) in ensure_runner_codes(computer).items():
+        _say(echo, f'code {label}', created, f'{code.full_label} -> {code.filepath_executable}')
+        codes[label] = code.full_label
     if not options.without_qe:
         for label, (code, created) in ensure_qe_codes(computer, executables).items():
             _say(echo, f'code {label}', created, f'{code.full_label} -> {code.filepath_executable}')

@@ -1,0 +1,171 @@
+"""``ionfield-train``: one training run on any machine, driven by files, no AiiDA needed.
+
+Inputs (in the working directory or given by path): a dataset ``.npz`` (``Dataset.save``), a
+``settings.json`` (:class:`~ionfield.models.training.TrainingSettings`), optionally a parent
+``.nequip.zip`` to warm-start from, or a ``last.ckpt`` to resume an interrupted run.
+
+It writes ``config.yaml`` and the splits, runs ``nequip-train`` (one torch thread unless
+``OMP_NUM_THREADS`` says otherwise), packages the best checkpoint into ``model.nequip.zip``,
+optionally compiles it (``--compile``: AOTInductor, target ``ase_bec``), evaluates it on the
+test split and writes ``result.json``: status, message, test metrics, epochs, model metadata.
+
+Statuses (and exit codes): ``ok`` (0), ``input_error`` (2), ``nan_loss`` (3),
+``out_of_memory`` (4), ``failed`` (5). A run killed by the scheduler writes no result; its
+``outputs/last.ckpt`` is what ``--resume`` continues from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+RESULT_FILE = 'result.json'
+MODEL_FILE = 'model.nequip.zip'
+COMPILED_FILE = 'model.nequip.pt2'
+LOG_FILE = 'train.log'
+STATUS_EXIT = {'ok': 0, 'input_error': 2, 'nan_loss': 3, 'out_of_memory': 4, 'failed': 5}
+_OOM = re.compile(r'out of memory|OutOfMemoryError|can\'t allocate memory', re.IGNORECASE)
+_NAN = re.compile(r'is not finite|loss is nan|nan loss', re.IGNORECASE)
+
+
+def classify_failure(log_text: str) -> str:
+    """``out_of_memory``, ``nan_loss`` or ``failed`` from a training log."""
+    if _OOM.search(log_text):
+        return 'out_of_memory'
+    if _NAN.search(log_text):
+        return 'nan_loss'
+    return 'failed'
+
+
+def _executable(name: str) -> str:
+    """``name`` from this interpreter's environment first (a venv need not be on PATH)."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.is_file() else name
+
+
+def _run(command: list[str], log, env: dict) -> int:
+    command = [_executable(command[0])] + command[1:]
+    log.write(f'$ {" ".join(command)}\n')
+    log.flush()
+    return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def _write_result(workdir: Path, status: str, message: str = '', **extra) -> int:
+    result = {'status': status, 'message': message, **extra}
+    (workdir / RESULT_FILE).write_text(json.dumps(result, indent=1))
+    return STATUS_EXIT[status]
+
+
+def last_epoch(workdir: Path) -> Optional[int]:
+    """Last epoch recorded in the CSV log (None before the first validation)."""
+    from .training_log import read_training_log
+
+    rows = read_training_log(workdir)
+    return max((row['epoch'] for row in rows), default=None)
+
+
+def run_training(
+    workdir: Path,
+    dataset_path: Path,
+    settings_path: Path,
+    parent: Optional[Path] = None,
+    resume: Optional[Path] = None,
+    compile_model: bool = False,
+    device: str = 'cpu',
+) -> int:
+    from .calculator import ModelFileError, load_calculator, model_type_names
+    from .dataset import Dataset
+    from .evaluation import error_metrics, predict
+    from .training import CONFIG_NAME, SPLIT_FILES, TrainingInputError, TrainingSettings, write_training_inputs
+
+    workdir = workdir.resolve()
+    env = dict(os.environ)
+    env.setdefault('OMP_NUM_THREADS', '1')
+    started = time.monotonic()
+    try:
+        settings = TrainingSettings.from_dict(json.loads(settings_path.read_text()))
+        dataset = Dataset.load(dataset_path)
+        parent_types = None
+        if parent is not None:
+            calc = load_calculator(parent, has_bec=settings.bec)
+            parent_types = model_type_names(calc)
+        write_training_inputs(dataset, settings, workdir, parent_types, str(parent.resolve()) if parent else None)
+    except (TrainingInputError, ModelFileError, ValueError, OSError) as exc:
+        return _write_result(workdir, 'input_error', str(exc))
+
+    with open(workdir / LOG_FILE, 'a') as log:
+        command = ['nequip-train', '-cp', str(workdir), '-cn', CONFIG_NAME]
+        if resume is not None:
+            command.append(f'++ckpt_path={resume.resolve()}')
+        rc = _run(command, log, env)
+    log_text = (workdir / LOG_FILE).read_text(errors='replace')
+    best = workdir / 'outputs' / 'best.ckpt'
+    if rc != 0 or not best.is_file():
+        status = classify_failure(log_text)
+        return _write_result(workdir, status, f'nequip-train exited with {rc}; see {LOG_FILE}', epochs=last_epoch(workdir))
+    if _NAN.search(log_text):
+        return _write_result(workdir, 'nan_loss', 'the validation loss became NaN; training stopped', epochs=last_epoch(workdir))
+
+    with open(workdir / LOG_FILE, 'a') as log:
+        rc = _run(['nequip-package', 'build', str(best), str(workdir / MODEL_FILE)], log, env)
+        if rc != 0:
+            return _write_result(workdir, 'failed', f'nequip-package exited with {rc}; see {LOG_FILE}')
+        if compile_model:
+            target = 'ase_bec' if settings.bec else 'ase'
+            rc = _run(
+                ['nequip-compile', str(workdir / MODEL_FILE), str(workdir / COMPILED_FILE), '--mode', 'aotinductor',
+                 '--device', device, '--target', target],
+                log, env,
+            )
+            if rc != 0:
+                return _write_result(workdir, 'failed', f'nequip-compile exited with {rc}; see {LOG_FILE}')
+
+    calc = load_calculator(workdir / MODEL_FILE, device=device, has_bec=settings.bec)
+    test = Dataset.from_extxyz(workdir / SPLIT_FILES['test'])
+    metrics = error_metrics(test, predict(calc, test))
+    sizes = {name: len(Dataset.from_extxyz(workdir / fname)) for name, fname in SPLIT_FILES.items()}
+    return _write_result(
+        workdir,
+        'ok',
+        metrics=metrics,
+        epochs=last_epoch(workdir),
+        split_sizes=sizes,
+        type_names=sorted(dataset.species_counts()),
+        r_max=settings.r_max,
+        has_bec=settings.bec,
+        wall_time_s=round(time.monotonic() - started, 1),
+        compiled=compile_model,
+    )
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='ionfield-train', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--dataset', type=Path, default=Path('dataset.npz'))
+    parser.add_argument('--settings', type=Path, default=Path('settings.json'))
+    parser.add_argument('--workdir', type=Path, default=Path('.'))
+    parser.add_argument('--parent', type=Path, help='packaged model (.nequip.zip) to warm-start from')
+    parser.add_argument('--resume', type=Path, help='checkpoint (last.ckpt) of an interrupted run')
+    parser.add_argument('--compile', action='store_true', help='also AOTInductor-compile the model (target ase_bec)')
+    parser.add_argument('--device', default='cuda' if _cuda() else 'cpu')
+    args = parser.parse_args(argv)
+    return run_training(args.workdir, args.dataset, args.settings, args.parent, args.resume, args.compile, args.device)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

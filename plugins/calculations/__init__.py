@@ -1,0 +1,1 @@
+"""CalcJobs that run our own console scripts (``ionfield-train``) on any AiiDA computer."""

@@ -1,0 +1,107 @@
+"""``TrainCalculation`` (``ionfield.train``): one ``ionfield-train`` run on any computer.
+
+The job folder gets the dataset (``dataset.npz``), the validated settings (``settings.json``)
+and, when warm-starting, the parent model; ``ionfield-train`` does the rest (config, split,
+``nequip-train``, packaging, optional AOTInductor compile, test metrics). To resume an
+interrupted run, give the ``parent_folder`` of that run: its ``outputs/`` (checkpoints, log)
+are copied in and training continues from ``outputs/last.ckpt``.
+
+Exit codes 400-419 (train stage): see ``spec.exit_code`` below; each message says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiida import orm
+from aiida.common import datastructures
+from aiida.engine import CalcJob
+
+from ionfield.models.training import TrainingInputError, TrainingSettings
+from ionfield.plugins.data.dataset import DatasetData
+from ionfield.plugins.data.model import ModelData
+
+RESULT_FILE = 'result.json'
+LOG_FILE = 'train.log'
+METRICS_CSV = 'outputs/log/version_0/metrics.csv'
+LAST_CHECKPOINT = 'outputs/last.ckpt'
+
+
+def validate_settings(value, _ctx=None):
+    if value is None:
+        return None
+    try:
+        TrainingSettings.from_dict(value.get_dict())
+    except TrainingInputError as exc:
+        return f'invalid training settings: {exc}'
+    return None
+
+
+class TrainCalculation(CalcJob):
+    """Train one nequip model (with a Born-charge head by default) on a Dataset."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('dataset', valid_type=DatasetData, help='Labelled frames to train on (split train/val/test by seed).')
+        spec.input(
+            'settings',
+            valid_type=orm.Dict,
+            required=False,
+            validator=validate_settings,
+            help='TrainingSettings as a dict (size, seed, max_epochs, weights, bec, ...); defaults for what is left out.',
+        )
+        spec.input('parent_model', valid_type=ModelData, required=False, help='Model to warm-start from (same species).')
+        spec.input(
+            'parent_folder',
+            valid_type=orm.RemoteData,
+            required=False,
+            help='Folder of an interrupted run of this calculation: training resumes from its last checkpoint.',
+        )
+        spec.input('compile', valid_type=orm.Bool, default=lambda: orm.Bool(False), help='Also AOTInductor-compile the model (target ase_bec).')
+        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        spec.inputs['metadata']['options']['parser_name'].default = 'ionfield.train'
+        spec.inputs['metadata']['options']['withmpi'].default = False
+
+        spec.output('model', valid_type=ModelData, help='The packaged model with its metadata and test metrics.')
+        spec.output('metrics', valid_type=orm.Dict, help='Test-split errors (meV/atom, meV/Å, e) and split sizes.')
+        spec.output('training_curve', valid_type=orm.Dict, required=False, help='Per-epoch validation metrics.')
+        spec.output('log', valid_type=orm.SinglefileData, required=False, help='The training log (stdout of nequip).')
+
+        spec.exit_code(400, 'ERROR_NO_RESULT', message='ionfield-train wrote no result (killed, out of walltime?); resume from `remote_folder`.', invalidates_cache=True)
+        spec.exit_code(401, 'ERROR_INPUT', message='the dataset or settings cannot train a model: {message}')
+        spec.exit_code(402, 'ERROR_NAN_LOSS', message='the loss became NaN: lower the learning rate or check the labels.')
+        spec.exit_code(403, 'ERROR_OUT_OF_MEMORY', message='training ran out of memory: lower the batch size or the model size.', invalidates_cache=True)
+        spec.exit_code(404, 'ERROR_TRAINING_FAILED', message='nequip failed: {message}')
+        spec.exit_code(405, 'ERROR_MODEL_FILE', message='the packaged model is missing or unreadable: {message}')
+
+    def prepare_for_submission(self, folder):
+        settings = TrainingSettings.from_dict(self.inputs.settings.get_dict() if 'settings' in self.inputs else {})
+        with folder.open('dataset.npz', 'wb') as handle:
+            handle.write(self.inputs.dataset.base.repository.get_object_content(DatasetData.FILENAME, mode='rb'))
+        with folder.open('settings.json', 'w') as handle:
+            json.dump(settings.to_dict(), handle, indent=1)
+
+        cmdline = ['--dataset', 'dataset.npz', '--settings', 'settings.json']
+        if 'parent_model' in self.inputs:
+            with folder.open('parent.nequip.zip', 'wb') as handle:
+                handle.write(self.inputs.parent_model.get_package_bytes())
+            cmdline += ['--parent', 'parent.nequip.zip']
+        remote_copy = []
+        if 'parent_folder' in self.inputs:
+            parent = self.inputs.parent_folder
+            remote_copy.append((parent.computer.uuid, f'{parent.get_remote_path()}/outputs', 'outputs'))
+            cmdline += ['--resume', LAST_CHECKPOINT]
+        if self.inputs.compile.value:
+            cmdline.append('--compile')
+
+        codeinfo = datastructures.CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = cmdline
+        codeinfo.stdout_name = 'ionfield-train.out'
+
+        calcinfo = datastructures.CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.remote_copy_list = remote_copy
+        calcinfo.retrieve_list = [RESULT_FILE, LOG_FILE, METRICS_CSV, 'model.nequip.zip', 'model.nequip.pt2', 'ionfield-train.out']
+        return calcinfo

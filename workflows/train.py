@@ -1,0 +1,87 @@
+"""``TrainWorkChain`` (``ionfield.train.base``): a ``TrainCalculation`` that recovers from failures.
+
+Handlers (aiida-quantumespresso style, ``BaseRestartWorkChain`` + ``@process_handler``):
+
+* no result (killed by the scheduler, out of walltime, node lost): resume from the run's last
+  checkpoint (``parent_folder`` = its ``remote_folder``), so no finished epoch is lost;
+* NaN loss: restart with half the learning rate;
+* out of memory: restart with half the batch size (down to 1, then give up).
+
+Input errors (401) and nequip failures (404) are not retried: retrying cannot fix them.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+from aiida.plugins import CalculationFactory
+
+from ionfield.models.training import TrainingSettings
+
+TrainCalculation = CalculationFactory('ionfield.train')
+
+
+class TrainWorkChain(BaseRestartWorkChain):
+    """Train one model; restart on NaN loss / out of memory, resume after a kill."""
+
+    _process_class = TrainCalculation
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(TrainCalculation, namespace='train')
+        spec.expose_outputs(TrainCalculation)
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
+        )
+        spec.exit_code(410, 'ERROR_UNRECOVERABLE', message='training failed and no handler could recover it: {message}')
+
+    def setup(self):
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(TrainCalculation, 'train'))
+        settings = self.ctx.inputs.settings.get_dict() if 'settings' in self.ctx.inputs else {}
+        self.ctx.settings = TrainingSettings.from_dict(settings).to_dict()
+
+    def run_process(self):
+        self.ctx.inputs.settings = orm.Dict(self.ctx.settings)
+        return super().run_process()
+
+    def report_error_handled(self, calculation, action):
+        self.report(f'{calculation.process_label}<{calculation.pk}> failed with exit status {calculation.exit_status}: {calculation.exit_message}')
+        self.report(f'action taken: {action}')
+
+    @process_handler(priority=600, exit_codes=[TrainCalculation.exit_codes.ERROR_NO_RESULT])
+    def handle_no_result(self, calculation):
+        """Resume from the interrupted run's checkpoints."""
+        self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
+        self.report_error_handled(calculation, 'resuming from its last checkpoint')
+        return ProcessHandlerReport(True)
+
+    @process_handler(priority=500, exit_codes=[TrainCalculation.exit_codes.ERROR_NAN_LOSS])
+    def handle_nan_loss(self, calculation):
+        """Start again with half the learning rate."""
+        self.ctx.settings['learning_rate'] = self.ctx.settings['learning_rate'] / 2
+        self.ctx.inputs.pop('parent_folder', None)
+        self.report_error_handled(calculation, f"restarting with learning_rate={self.ctx.settings['learning_rate']:g}")
+        return ProcessHandlerReport(True)
+
+    @process_handler(priority=400, exit_codes=[TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY])
+    def handle_out_of_memory(self, calculation):
+        """Halve the batch size; give up below 1."""
+        batch = self.ctx.settings['batch_size']
+        if batch <= 1:
+            self.report_error_handled(calculation, 'batch size is already 1: giving up')
+            return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE.format(message='out of memory at batch size 1'))
+        self.ctx.settings['batch_size'] = batch // 2
+        self.ctx.inputs.pop('parent_folder', None)
+        self.report_error_handled(calculation, f'restarting with batch_size={batch // 2}')
+        return ProcessHandlerReport(True)
+
+    @process_handler(priority=100, exit_codes=[TrainCalculation.exit_codes.ERROR_INPUT, TrainCalculation.exit_codes.ERROR_TRAINING_FAILED])
+    def handle_unrecoverable(self, calculation):
+        """Bad input or a nequip error: retrying cannot help."""
+        self.report_error_handled(calculation, 'not retried')
+        return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE.format(message=calculation.exit_message))
