@@ -28,9 +28,9 @@ from .dataset import Dataset
 
 #: Model sizes. ``small`` trains in minutes on 2 CPU cores; ``large`` wants a GPU.
 SIZES: dict[str, dict[str, Any]] = {
-    'small': {'num_layers': 2, 'l_max': 1, 'num_features': 16, 'radial_mlp_width': 32, 'bec_head_features': 8},
-    'medium': {'num_layers': 3, 'l_max': 1, 'num_features': 32, 'radial_mlp_width': 64, 'bec_head_features': 16},
-    'large': {'num_layers': 4, 'l_max': 2, 'num_features': 64, 'radial_mlp_width': 128, 'bec_head_features': 16},
+    'small': {'num_layers': 2, 'l_max': 1, 'num_features': 16, 'radial_mlp_width': 32, 'bec_head_features': 4},
+    'medium': {'num_layers': 3, 'l_max': 1, 'num_features': 32, 'radial_mlp_width': 64, 'bec_head_features': 6},
+    'large': {'num_layers': 4, 'l_max': 2, 'num_features': 64, 'radial_mlp_width': 128, 'bec_head_features': 8},
 }
 BEC_MODEL_TARGET = 'ionfield.models.nequip_bec.model.NequIPBECModel'
 PLAIN_MODEL_TARGET = 'nequip.model.NequIPGNNModel'

@@ -12,8 +12,9 @@ For atom i of species t the head predicts
   with a learnable radial function R on the backbone's Bessel edge embedding and a learnable
   weight s per neighbour species. The geometric branch is needed because the backbone's vector
   features are tiny at initialisation (~1e-3 of the scalars, measured), so a head fed only by
-  them barely moves from the nominal charges. Inputs x_i = [features; g_i] go through a self
-  tensor product x_i ⊗ x_i plus a linear map, both into 0e + 1e + 2e, exactly the content of a
+  them barely moves from the nominal charges. Inputs x_i = [features; g_i] are mixed into k
+  channels of 0e, 1o and 2e, which go through a self tensor product (into 0e + 1e + 2e), plus a
+  linear map of x_i (0e and 2e). The output irreps 0e + 1e + 2e are exactly the content of a
   general 3x3 tensor whose two indices are polar vectors (1o ⊗ 1o = 0e + 1e + 2e). The 1e part
   is the antisymmetric part (Z* is not symmetric off high-symmetry sites); the tensor product
   supplies it (cross products of different vector channels) even without parity in the
@@ -69,7 +70,7 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         self,
         type_names: List[str],
         nominal_charges: Dict[str, float],
-        num_features: int = 16,
+        num_features: int = 4,
         nominal_charges_trainable: bool = True,
         avg_num_neighbors: Optional[float] = None,
         field: str = BEC_FEATURES_KEY,
@@ -103,12 +104,14 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         self.neighbor_weights = torch.nn.Parameter(torch.randn(num_types, 2 * num_features))
         self.edge_norm = 1.0 / math.sqrt(avg_num_neighbors) if avg_num_neighbors else 1.0
         geometric = Irreps(f"{num_features}x1o + {num_features}x2e")
-        hidden = feature_hidden + geometric
-        self.tp = FullyConnectedTensorProduct(hidden, hidden, BEC_IRREPS)
-        # the direct (linear) path exists only for the irreps the backbone carries
-        direct_out = Irreps([(1, ir) for _, ir in BEC_IRREPS if ir in hidden])
-        self.has_direct = len(direct_out) > 0
-        self.direct = Linear(hidden, BEC_IRREPS) if self.has_direct else torch.nn.Identity()
+        combined = feature_hidden + geometric
+        # mix features and geometry into k channels per irrep, then a small self tensor product:
+        # its cost grows with k², so k stays small (measured: k=8 over 2x(0e,1o,2e) cost more
+        # than the whole small backbone)
+        mixed = Irreps(f"{num_features}x0e + {num_features}x1o + {num_features}x2e")
+        self.mix = Linear(combined, mixed)
+        self.tp = FullyConnectedTensorProduct(mixed, mixed, BEC_IRREPS)
+        self.direct = Linear(combined, BEC_IRREPS)
 
         # change of basis 0e+1e+2e (9) -> 3x3, as e3nn defines it for the formula "ij"
         cartesian = CartesianTensor("ij")
@@ -132,9 +135,8 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
     def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
         data = with_edge_vectors_(data, with_lengths=False)
         h = torch.cat([self.pre(data[self.field]), self._geometric(data)], dim=-1)
-        irreps = self.tp(h, h)
-        if self.has_direct:
-            irreps = irreps + self.direct(h)
+        mixed = self.mix(h)
+        irreps = self.tp(mixed, mixed) + self.direct(h)
         env = torch.einsum("nk,kab->nab", irreps, self.change_of_basis.to(irreps.dtype))
 
         types = data[AtomicDataDict.ATOM_TYPE_KEY].view(-1)

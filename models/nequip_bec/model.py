@@ -6,7 +6,7 @@ the ``bec_*`` arguments below::
     model:
       _target_: ionfield.models.nequip_bec.model.NequIPBECModel
       ... the usual NequIPGNNModel arguments ...
-      bec_head_features: 16
+      bec_head_features: 4
       bec_nominal_charges: {Li: 1.0, N: -3.0}   # optional: oxidation states by default
 
 One network, one forward pass: the head branches off the backbone before its last convolution
@@ -61,7 +61,7 @@ def nominal_charges_for(type_names, overrides: Optional[Dict[str, float]] = None
 
 @model_builder
 def NequIPBECModel(
-    bec_head_features: int = 16,
+    bec_head_features: int = 4,
     bec_nominal_charges: Optional[Dict[str, float]] = None,
     bec_nominal_charges_trainable: bool = True,
     **kwargs,
@@ -69,7 +69,7 @@ def NequIPBECModel(
     """NequIP GNN (all ``NequIPGNNModel`` arguments) with a Born-effective-charge head.
 
     Args:
-        bec_head_features (int): multiplicity of each irrep in the head's tensor product (default 16)
+        bec_head_features (int): channels per irrep in the head's geometric branch and tensor product (default 4)
         bec_nominal_charges (Dict[str, float]): starting charge per type; defaults to formal
             oxidation states (:data:`NOMINAL_CHARGES`)
         bec_nominal_charges_trainable (bool): learn the nominal charges (default ``True``)

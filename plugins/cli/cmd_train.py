@@ -1,0 +1,390 @@
+"""``ionfield train|committee|model``: submit the Learn stage and look at the models it made.
+
+Thin: the options become ``TrainingSettings`` (validated here, so a bad value is a usage error
+and nothing is submitted), the inputs of ``TrainWorkChain``/``CommitteeWorkChain`` are built and
+submitted, and ``ModelData``/``CommitteeData`` nodes are printed or written to a file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from .cmd_check import wait_for
+from .cmd_dataset import load_dataset_node
+from .root import cli
+from .utils import PROFILE_OPTION, load_profile_or_fail
+
+DEFAULT_TRAIN_CODE = 'ionfield-train@localhost'
+SIZES = ('small', 'medium', 'large')
+
+#: Test metrics shown for a model: ``(attribute key, label with unit)``.
+METRICS = (
+    ('energy_mae_mev_per_atom', 'E MAE (meV/atom)'),
+    ('forces_mae_mev_per_a', 'F MAE (meV/Å)'),
+    ('forces_rmse_mev_per_a', 'F RMSE (meV/Å)'),
+    ('stress_mae_mev_per_a3', 'S MAE (meV/Å³)'),
+    ('bec_mae_e', 'Z* MAE (e)'),
+    ('bec_rmse_e', 'Z* RMSE (e)'),
+    ('epochs', 'epochs'),
+)
+
+
+# --- building inputs ---------------------------------------------------------------------
+
+def parse_settings(values: tuple[str, ...]) -> dict:
+    """``KEY=VALUE`` pairs (VALUE read as YAML; ``a.b=1`` nests, e.g. ``model_overrides.l_max=2``)."""
+    import yaml
+
+    settings: dict = {}
+    for item in values:
+        key, sep, raw = item.partition('=')
+        if not sep or not key:
+            raise click.BadParameter(f'`{item}` is not KEY=VALUE', param_hint='--set')
+        target = settings
+        *parents, last = key.split('.')
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = yaml.safe_load(raw)
+    return settings
+
+
+def build_settings(values: tuple[str, ...], **options) -> dict:
+    """The ``--set`` pairs plus the options that were given, validated by ``TrainingSettings``."""
+    from ionfield.models.training import TrainingInputError, TrainingSettings
+
+    settings = parse_settings(values)
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in settings:
+            raise click.UsageError(f'`{key}` is given both by an option and by --set {key}=...')
+        settings[key] = value
+    try:
+        return TrainingSettings.from_dict(settings).to_dict()
+    except (TrainingInputError, TypeError) as exception:
+        raise click.BadParameter(str(exception), param_hint='training settings') from exception
+
+
+def load_train_code(label: str | None):
+    """The ``ionfield-train`` code: ``--code``, else the one ``ionfield setup`` recorded, else the localhost one."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    from ionfield.plugins.setup.settings import get_settings
+
+    label = label or (get_settings().get('codes') or {}).get('ionfield-train') or DEFAULT_TRAIN_CODE
+    try:
+        code = orm.load_code(label)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise click.ClickException(
+            f'no code `{label}` ({exception}): run `ionfield setup laptop` or pass --code'
+        ) from exception
+    if code.default_calc_job_plugin not in (None, 'ionfield.train'):
+        raise click.BadParameter(
+            f'code `{label}` runs `{code.default_calc_job_plugin}`, not `ionfield.train`', param_hint='--code'
+        )
+    return code
+
+
+def _output_of(identifier: str, ports: tuple[str, ...], param_hint: str):
+    """The node with this pk/UUID, or the first of ``ports`` among the outputs of the process with it."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint=param_hint) from exception
+    if isinstance(node, orm.ProcessNode):
+        port = next((port for port in ports if port in node.outputs), None)
+        if port is None:
+            state = node.process_state.value if node.process_state else 'unknown'
+            raise click.BadParameter(
+                f'{node.process_label}<{node.pk}> has no `{"` or `".join(ports)}` output (state {state})',
+                param_hint=param_hint,
+            )
+        node = node.outputs[port]
+    return node
+
+
+def load_model_node(identifier: str, committee: bool = False, param_hint: str = 'MODEL'):
+    """A ``ModelData`` (or, with ``committee``, also a ``CommitteeData``) by pk/UUID or as a process output."""
+    from ionfield.plugins.data.model import CommitteeData, ModelData
+
+    allowed = (ModelData, CommitteeData) if committee else (ModelData,)
+    node = _output_of(identifier, ('model', 'committee') if committee else ('model',), param_hint)
+    if not isinstance(node, allowed):
+        names = ' or '.join(cls.__name__ for cls in allowed)
+        raise click.BadParameter(f'node {node.pk} is a {type(node).__name__}, not a {names}', param_hint=param_hint)
+    return node
+
+
+def load_committee_node(identifier: str):
+    from ionfield.plugins.data.model import CommitteeData
+
+    node = _output_of(identifier, ('committee',), '--parent-committee')
+    if not isinstance(node, CommitteeData):
+        raise click.BadParameter(
+            f'node {node.pk} is a {type(node).__name__}, not a CommitteeData', param_hint='--parent-committee'
+        )
+    return node
+
+
+# --- printing ----------------------------------------------------------------------------
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 'n/a'
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    return str(value)
+
+
+def echo_model(model) -> None:
+    click.echo(f'ModelData<{model.pk}> {model.uuid}')
+    rows = [
+        ('species', ', '.join(model.species)),
+        ('r_max (Å)', _fmt(model.r_max)),
+        ('has_bec', model.has_bec),
+        ('seed', _fmt(model.seed)),
+        ('dataset', model.dataset_uuid or 'n/a'),
+        ('sha256', model.sha256),
+        ('compiled', model.compiled),
+    ]
+    metrics = model.metrics or {}
+    rows += [(key, _fmt(metrics.get(key))) for key, _ in METRICS]
+    for label, value in rows:
+        click.echo(f'  {label:<24} {value}')
+
+
+def echo_committee(committee) -> None:
+    click.echo(f'CommitteeData<{committee.pk}> {committee.uuid}')
+    click.echo(f'  {"size":<24} {committee.size}')
+    click.echo(f'  {"species":<24} {", ".join(committee.species)}')
+    click.echo(f'  {"has_bec":<24} {committee.has_bec}')
+    click.echo(f'  {"datasets":<24} {", ".join(committee.base.attributes.get("dataset_uuids") or []) or "n/a"}')
+    widths = [max(len(label), 8) for _, label in METRICS]
+    header = ''.join(f' {label:>{width}}' for (_, label), width in zip(METRICS, widths, strict=True))
+    click.echo(f'  {"#":>3} {"pk":>7} {"seed":>5}{header}')
+    for index, member in enumerate(committee.members):
+        metrics = member.metrics or {}
+        values = ''.join(f' {_fmt(metrics.get(key)):>{width}}' for (key, _), width in zip(METRICS, widths, strict=True))
+        click.echo(f'  {index:>3} {member.pk:>7} {_fmt(member.seed):>5}{values}')
+
+
+def _wait_and_report(node, wait_s: float, port: str, echo) -> None:
+    """As ``ionfield label --wait``: wait, print the ``port`` output, fail if the process did."""
+    if wait_s <= 0:
+        return
+    if not wait_for([node], wait_s, poll=2.0):
+        raise click.ClickException(
+            f'{node.process_label}<{node.pk}> not finished after {wait_s:.0f} s (it keeps running)'
+        )
+    if not node.is_finished_ok:
+        raise click.ClickException(f'{node.process_label}<{node.pk}>: [{node.exit_status}] {node.exit_message}')
+    echo(node.outputs[port])
+
+
+# --- commands ----------------------------------------------------------------------------
+
+def training_options(function):
+    """Options shared by ``train`` and ``committee`` (after the command's own)."""
+    options = [
+        click.option('--epochs', type=click.IntRange(1), default=None, help='Maximum number of epochs (max_epochs).'),
+        click.option(
+            '--bec/--no-bec',
+            default=None,
+            help='Train a Born-charge (Z*) head, or not (default: with one, as TrainingSettings).',
+        ),
+        click.option(
+            '--set',
+            'set_values',
+            multiple=True,
+            metavar='KEY=VALUE',
+            help='Any TrainingSettings field, e.g. learning_rate=0.005 or batch_size=8 (repeatable; VALUE is YAML).',
+        ),
+        click.option(
+            '--compile', 'compile_model', is_flag=True, help='Also AOTInductor-compile the model (.nequip.pt2).'
+        ),
+        click.option(
+            '--code',
+            'code_label',
+            default=None,
+            metavar='LABEL',
+            help=f'ionfield-train code (default: the one `ionfield setup` recorded, else {DEFAULT_TRAIN_CODE}).',
+        ),
+        click.option(
+            '--walltime',
+            default=None,
+            type=click.IntRange(1),
+            metavar='SECONDS',
+            help='Wall-time limit of each training job (metadata.options.max_wallclock_seconds).',
+        ),
+        click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds for the result.'),
+        PROFILE_OPTION,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@cli.command('train')
+@click.argument('identifier', metavar='DATASET')
+@click.option(
+    '--size',
+    '--model-size',
+    'model_size',
+    type=click.Choice(SIZES),
+    default=None,
+    help='Model size (default: small, as TrainingSettings).',
+)
+@click.option('--seed', type=click.IntRange(0), default=None, help='Seed of weights, split and shuffling (default 0).')
+@click.option('--parent', 'parent', default=None, metavar='MODEL', help='Warm-start from this ModelData (pk/UUID).')
+@training_options
+def cmd_train(
+    identifier, model_size, seed, parent, epochs, bec, set_values, compile_model, code_label, walltime, wait_s, profile
+):
+    """Train one model on DATASET (a DatasetData or a LabelWorkChain pk/UUID) with TrainWorkChain."""
+    from aiida import orm
+    from aiida.engine import submit
+
+    from ionfield.workflows.train import TrainWorkChain
+
+    load_profile_or_fail(profile)
+    dataset = load_dataset_node(identifier)
+    settings = build_settings(set_values, size=model_size, seed=seed, max_epochs=epochs, bec=bec)
+    parent_model = load_model_node(parent, param_hint='--parent') if parent is not None else None
+    code = load_train_code(code_label)
+
+    builder = TrainWorkChain.get_builder()
+    builder.train.code = code
+    builder.train.dataset = dataset
+    builder.train.settings = orm.Dict(settings)
+    builder.train.compile = orm.Bool(compile_model)
+    if parent_model is not None:
+        builder.train.parent_model = parent_model
+    if walltime is not None:
+        builder.train.metadata.options.max_wallclock_seconds = walltime
+    node = submit(builder)
+    click.echo(
+        f'submitted TrainWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
+        f'(size {settings["size"]}, seed {settings["seed"]}, bec {settings["bec"]})'
+    )
+    _wait_and_report(node, wait_s, 'model', echo_model)
+
+
+@cli.command('committee')
+@click.argument('identifier', metavar='DATASET')
+@click.option('-n', '--size', 'members', type=int, default=4, show_default=True, help='Number of members (>= 2).')
+@click.option(
+    '--base-seed', type=click.IntRange(0), default=0, show_default=True, help='Member k gets seed base_seed + k.'
+)
+@click.option(
+    '--model-size', 'model_size', type=click.Choice(SIZES), default=None, help='Model size (default: small).'
+)
+@click.option(
+    '--parent-committee',
+    'parent',
+    default=None,
+    metavar='COMMITTEE',
+    help='Warm start: member k starts from member k of this CommitteeData (pk/UUID).',
+)
+@training_options
+def cmd_committee(
+    identifier, members, base_seed, model_size, parent, epochs, bec, set_values, compile_model, code_label, walltime,
+    wait_s, profile,
+):
+    """Train a committee of models with seeds base_seed, base_seed+1, ... on DATASET (CommitteeWorkChain)."""
+    from aiida import orm
+    from aiida.engine import submit
+
+    from ionfield.workflows.committee import CommitteeWorkChain
+
+    if members < 2:
+        raise click.BadParameter(f'a committee needs at least 2 members, got {members}', param_hint='-n/--size')
+    load_profile_or_fail(profile)
+    dataset = load_dataset_node(identifier)
+    if 'seed' in parse_settings(set_values):
+        raise click.UsageError('committee members get seeds base_seed + k: use --base-seed, not --set seed=...')
+    settings = build_settings(set_values, size=model_size, max_epochs=epochs, bec=bec)
+    settings.pop('seed')
+    parent_committee = load_committee_node(parent) if parent is not None else None
+    if parent_committee is not None and parent_committee.size < members:
+        raise click.BadParameter(
+            f'the parent committee has {parent_committee.size} members, {members} were asked for',
+            param_hint='--parent-committee',
+        )
+    code = load_train_code(code_label)
+
+    builder = CommitteeWorkChain.get_builder()
+    builder.member.train.code = code
+    builder.member.train.dataset = dataset
+    builder.member.train.compile = orm.Bool(compile_model)
+    if walltime is not None:
+        builder.member.train.metadata.options.max_wallclock_seconds = walltime
+    builder.settings = orm.Dict(settings)
+    builder.size = orm.Int(members)
+    builder.base_seed = orm.Int(base_seed)
+    if parent_committee is not None:
+        builder.parent_committee = parent_committee
+    node = submit(builder)
+    click.echo(
+        f'submitted CommitteeWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
+        f'({members} members, seeds {base_seed}..{base_seed + members - 1}, size {settings["size"]})'
+    )
+    _wait_and_report(node, wait_s, 'committee', echo_committee)
+
+
+@cli.group('model')
+def cmd_model():
+    """Inspect and export trained models (ModelData and CommitteeData nodes)."""
+
+
+@cmd_model.command('show')
+@click.argument('identifier', metavar='MODEL')
+@PROFILE_OPTION
+def model_show(identifier, profile):
+    """Print the metadata and test metrics of MODEL.
+
+    MODEL is a ModelData, a CommitteeData (one row per member), or the pk/UUID of a process with a
+    `model` or `committee` output (TrainWorkChain, TrainCalculation, CommitteeWorkChain).
+    """
+    from ionfield.plugins.data.model import CommitteeData
+
+    load_profile_or_fail(profile)
+    node = load_model_node(identifier, committee=True)
+    if isinstance(node, CommitteeData):
+        echo_committee(node)
+    else:
+        echo_model(node)
+
+
+@cmd_model.command('export')
+@click.argument('identifier', metavar='MODEL')
+@click.option(
+    '-o',
+    '--output',
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help='File to write: a .nequip.zip package (or a .nequip.pt2 file with --compiled).',
+)
+@click.option('--compiled', is_flag=True, help='Write the AOTInductor-compiled model instead of the package.')
+@PROFILE_OPTION
+def model_export(identifier, output, compiled, profile):
+    """Write MODEL to a nequip file.
+
+    MODEL is a ModelData, or the pk/UUID of a TrainWorkChain/TrainCalculation with a `model` output.
+    """
+    suffix = '.nequip.pt2' if compiled else '.nequip.zip'
+    if not output.endswith(suffix):
+        what = 'the compiled model' if compiled else 'the package'
+        raise click.BadParameter(f'{what} is written to a `{suffix}` file, got `{output}`', param_hint='--output')
+    load_profile_or_fail(profile)
+    node = load_model_node(identifier)
+    try:
+        path = node.export(output, compiled=compiled)
+    except ValueError as exception:
+        raise click.ClickException(str(exception)) from exception
+    click.echo(f'wrote {"compiled model" if compiled else "package"} of ModelData<{node.pk}> to {path}')
