@@ -2,6 +2,7 @@
 
 import json
 import math
+import pathlib
 import subprocess
 import sys
 
@@ -248,3 +249,27 @@ def test_committee_evaluator_disagrees_between_seeds(trained):
 
     with pytest.raises(CommitteeError, match=r"species \['Cu'\]"):
         evaluator.evaluate([bulk('Cu')])
+
+
+@pytest.mark.slow
+def test_aotinductor_ase_bec_target_returns_born_charges(trained, tmp_path):
+    """``nequip-compile --target ase_bec``: the compiled model gives the package's E, F and Z*."""
+    _, runs = trained
+    workdir = runs[0][1]
+    compiled = tmp_path / 'model.nequip.pt2'
+    done = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / 'nequip-compile'), str(workdir / 'model.nequip.zip'), str(compiled),
+         '--mode', 'aotinductor', '--device', 'cpu', '--target', 'ase_bec'],
+        capture_output=True, text=True, env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    frame = Dataset.from_extxyz(workdir / 'test.extxyz')[0]
+    results = []
+    for path in (workdir / 'model.nequip.zip', compiled):
+        atoms = frame.to_ase()
+        atoms.calc = load_calculator(path)
+        results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.calc.results['born_effective_charges']))
+    (e0, f0, z0), (e1, f1, z1) = results
+    assert e1 == pytest.approx(e0, abs=1e-4)
+    np.testing.assert_allclose(f1, f0, atol=1e-4)
+    np.testing.assert_allclose(z1, z0, atol=1e-5)
