@@ -39,8 +39,17 @@ def li3n_system(natoms: int):
 def build(preset: str, bec: bool, dtype: str):
     kwargs = dict(SIZES[preset])
     head = kwargs.pop('bec_head_features')
-    common = dict(seed=0, model_dtype=dtype, type_names=['Li', 'N'], r_max=R_MAX, parity=False,
-                  avg_num_neighbors=20.0, per_type_energy_shifts=0.0, per_type_energy_scales=1.0, **kwargs)
+    common = dict(
+        seed=0,
+        model_dtype=dtype,
+        type_names=['Li', 'N'],
+        r_max=R_MAX,
+        parity=False,
+        avg_num_neighbors=20.0,
+        per_type_energy_shifts=0.0,
+        per_type_energy_scales=1.0,
+        **kwargs,
+    )
     model = NequIPBECModel(bec_head_features=head, **common) if bec else NequIPGNNModel(**common)
     return model.eval()
 

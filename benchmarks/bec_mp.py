@@ -58,7 +58,7 @@ def mae(errors: list[np.ndarray]) -> float:
 def baseline(train, test):
     sums, counts = {}, {}
     for atoms in train:
-        for symbol, z in zip(atoms.get_chemical_symbols(), atoms.arrays['born'].reshape(-1, 3, 3)):
+        for symbol, z in zip(atoms.get_chemical_symbols(), atoms.arrays['born'].reshape(-1, 3, 3), strict=True):
             sums[symbol] = sums.get(symbol, 0) + z
             counts[symbol] = counts.get(symbol, 0) + 1
     means = {s: sums[s] / counts[s] for s in sums}
@@ -108,9 +108,18 @@ def main() -> None:
     sizes = dict(SIZES[args.size])
     head = sizes.pop('bec_head_features')
     model = NequIPBECModel(
-        seed=args.seed, model_dtype='float32', type_names=type_names, r_max=args.r_max, parity=False,
-        avg_num_neighbors=avg_neighbors, per_type_energy_shifts=0.0, per_type_energy_scales=1.0,
-        do_derivatives=False, bec_head_features=head, bec_nominal_charges=nominal, **sizes,
+        seed=args.seed,
+        model_dtype='float32',
+        type_names=type_names,
+        r_max=args.r_max,
+        parity=False,
+        avg_num_neighbors=avg_neighbors,
+        per_type_energy_shifts=0.0,
+        per_type_energy_scales=1.0,
+        do_derivatives=False,
+        bec_head_features=head,
+        bec_nominal_charges=nominal,
+        **sizes,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
@@ -122,7 +131,9 @@ def main() -> None:
         with torch.no_grad():
             for d in datas:
                 out = model(AtomicDataDict.batched_from_list([dict(d)]))
-                errors.append((out[AtomicDataDict.BORN_CHARGE_KEY].double() - d[AtomicDataDict.BORN_CHARGE_KEY]).numpy())
+                errors.append(
+                    (out[AtomicDataDict.BORN_CHARGE_KEY].double() - d[AtomicDataDict.BORN_CHARGE_KEY]).numpy()
+                )
         return errors
 
     start = time.monotonic()
@@ -131,9 +142,13 @@ def main() -> None:
         model.train()
         total = 0.0
         for i in range(0, len(train_data), args.batch):
-            batch = AtomicDataDict.batched_from_list([dict(train_data[j]) for j in rng.permutation(len(train_data))[i:i + args.batch]])
+            batch = AtomicDataDict.batched_from_list(
+                [dict(train_data[j]) for j in rng.permutation(len(train_data))[i : i + args.batch]]
+            )
             out = model(batch)
-            loss = torch.mean((out[AtomicDataDict.BORN_CHARGE_KEY] - batch[AtomicDataDict.BORN_CHARGE_KEY].to(torch.float32)) ** 2)
+            loss = torch.mean(
+                (out[AtomicDataDict.BORN_CHARGE_KEY] - batch[AtomicDataDict.BORN_CHARGE_KEY].to(torch.float32)) ** 2
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -141,16 +156,32 @@ def main() -> None:
         scheduler.step()
         if epoch % 5 == 4 or epoch == args.epochs - 1:
             test_rmse = rmse(evaluate(test_data))
-            history.append({'epoch': epoch + 1, 'train_mse': total / math.ceil(len(train_data) / args.batch), 'test_rmse_e': test_rmse})
+            history.append(
+                {
+                    'epoch': epoch + 1,
+                    'train_mse': total / math.ceil(len(train_data) / args.batch),
+                    'test_rmse_e': test_rmse,
+                }
+            )
             print(json.dumps(history[-1]), flush=True)
     errors = evaluate(test_data)
     result = {
-        'structures_kept': len(frames), 'structures_dropped_asr': len(dropped), 'dropped': dropped,
-        'train_structures': len(train), 'test_structures': len(test), 'test_atoms': int(sum(len(a) for a in test)),
-        'species': len(type_names), 'size': args.size, 'epochs': args.epochs, 'seed': args.seed,
-        'baseline_rmse_e': rmse(base_errors), 'baseline_mae_e': mae(base_errors),
-        'model_rmse_e': rmse(errors), 'model_mae_e': mae(errors),
-        'train_time_s': round(time.monotonic() - start, 1), 'history': history,
+        'structures_kept': len(frames),
+        'structures_dropped_asr': len(dropped),
+        'dropped': dropped,
+        'train_structures': len(train),
+        'test_structures': len(test),
+        'test_atoms': int(sum(len(a) for a in test)),
+        'species': len(type_names),
+        'size': args.size,
+        'epochs': args.epochs,
+        'seed': args.seed,
+        'baseline_rmse_e': rmse(base_errors),
+        'baseline_mae_e': mae(base_errors),
+        'model_rmse_e': rmse(errors),
+        'model_mae_e': mae(errors),
+        'train_time_s': round(time.monotonic() - start, 1),
+        'history': history,
     }
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k not in ('dropped', 'history')}, indent=1))

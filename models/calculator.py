@@ -13,9 +13,7 @@ convention Z[i, a, b] = dF_ib / d(e E_a).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
-import torch
 from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
@@ -43,7 +41,7 @@ class BornChargeCalculator(NequIPCalculator):
             self.results[BORN_CHARGES] = born.detach().cpu().double().numpy().reshape(-1, 3, 3)
 
 
-def model_kind(path: Union[str, Path]) -> str:
+def model_kind(path: str | Path) -> str:
     name = Path(path).name
     if name.endswith('.nequip.pt2'):
         return 'compiled'
@@ -52,7 +50,7 @@ def model_kind(path: Union[str, Path]) -> str:
     raise ModelFileError(f'{path}: unknown model file kind (expected .nequip.pt2, .nequip.zip or .ckpt)')
 
 
-def load_calculator(path: Union[str, Path], device: str = 'cpu', has_bec: bool = True) -> NequIPCalculator:
+def load_calculator(path: str | Path, device: str = 'cpu', has_bec: bool = True) -> NequIPCalculator:
     """An ASE calculator for the model at ``path``; :class:`ModelFileError` if it cannot be read."""
     path = Path(path)
     kind = model_kind(path)
@@ -76,4 +74,3 @@ def model_type_names(calculator) -> list[str]:
         if names:
             return list(names)
     raise ModelFileError('the model has no type mapper: cannot tell its species')
-

@@ -13,8 +13,8 @@ Plain Python: usable in a notebook, in our MD engine and in the selection step a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 from ase import Atoms
@@ -34,8 +34,8 @@ class FramePrediction:
     energy_std_per_atom: float
     forces: np.ndarray
     max_force_deviation: float
-    born_charges: Optional[np.ndarray]
-    max_bec_deviation: Optional[float]
+    born_charges: np.ndarray | None
+    max_bec_deviation: float | None
 
 
 def force_deviation(forces: np.ndarray) -> np.ndarray:
@@ -50,7 +50,9 @@ def bec_deviation(born: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(np.sum((born - born.mean(axis=0)) ** 2, axis=(-2, -1)), axis=0))
 
 
-def combine(energies: Sequence[float], forces: Sequence[np.ndarray], borns: Sequence[Optional[np.ndarray]]) -> FramePrediction:
+def combine(
+    energies: Sequence[float], forces: Sequence[np.ndarray], borns: Sequence[np.ndarray | None]
+) -> FramePrediction:
     """Reduce member predictions for one frame to a :class:`FramePrediction`."""
     energies = np.asarray(energies, dtype=float)
     forces = np.asarray(forces, dtype=float)
@@ -70,7 +72,7 @@ def combine(energies: Sequence[float], forces: Sequence[np.ndarray], borns: Sequ
 class CommitteeEvaluator:
     """Evaluate several models on the same frames and report mean and spread."""
 
-    def __init__(self, model_paths: Sequence[Union[str, Path]], device: str = 'cpu', has_bec: bool = True):
+    def __init__(self, model_paths: Sequence[str | Path], device: str = 'cpu', has_bec: bool = True):
         paths = [Path(p) for p in model_paths]
         if len(paths) < 2:
             raise CommitteeError(f'a committee needs at least 2 members to measure disagreement, got {len(paths)}')

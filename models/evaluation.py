@@ -7,8 +7,6 @@ against the ASR-corrected labels, which is what the head is trained on.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from .calculator import BORN_CHARGES
@@ -28,19 +26,19 @@ def predict(calculator, dataset: Dataset) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def _mae(errors: list[np.ndarray]) -> Optional[float]:
+def _mae(errors: list[np.ndarray]) -> float | None:
     if not errors:
         return None
     return float(np.mean(np.abs(np.concatenate([np.ravel(e) for e in errors]))))
 
 
-def _rmse(errors: list[np.ndarray]) -> Optional[float]:
+def _rmse(errors: list[np.ndarray]) -> float | None:
     if not errors:
         return None
     return float(np.sqrt(np.mean(np.square(np.concatenate([np.ravel(e) for e in errors])))))
 
 
-def error_metrics(dataset: Dataset, predictions: dict[str, list]) -> dict[str, Optional[float]]:
+def error_metrics(dataset: Dataset, predictions: dict[str, list]) -> dict[str, float | None]:
     """MAE/RMSE per label kind; ``None`` where the dataset has no such label."""
     de, df, ds, dz = [], [], [], []
     for i, frame in enumerate(dataset):

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 RESULT_FILE = 'result.json'
 MODEL_FILE = 'model.nequip.zip'
@@ -63,7 +62,7 @@ def _write_result(workdir: Path, status: str, message: str = '', **extra) -> int
     return STATUS_EXIT[status]
 
 
-def last_epoch(workdir: Path) -> Optional[int]:
+def last_epoch(workdir: Path) -> int | None:
     """Last epoch recorded in the CSV log (None before the first validation)."""
     from .training_log import read_training_log
 
@@ -75,15 +74,22 @@ def run_training(
     workdir: Path,
     dataset_path: Path,
     settings_path: Path,
-    parent: Optional[Path] = None,
-    resume: Optional[Path] = None,
+    parent: Path | None = None,
+    resume: Path | None = None,
     compile_model: bool = False,
     device: str = 'cpu',
 ) -> int:
     from .calculator import ModelFileError, load_calculator, model_type_names
     from .dataset import Dataset
     from .evaluation import error_metrics, predict
-    from .training import CONFIG_NAME, SPLIT_FILES, TrainingInputError, TrainingSettings, write_training_inputs
+    from .training import (
+        BEST_CHECKPOINT,
+        CONFIG_NAME,
+        SPLIT_FILES,
+        TrainingInputError,
+        TrainingSettings,
+        write_training_inputs,
+    )
 
     workdir = workdir.resolve()
     env = dict(os.environ)
@@ -106,12 +112,16 @@ def run_training(
             command.append(f'++ckpt_path={resume.resolve()}')
         rc = _run(command, log, env)
     log_text = (workdir / LOG_FILE).read_text(errors='replace')
-    best = workdir / 'outputs' / 'best.ckpt'
+    best = workdir / BEST_CHECKPOINT
     if rc != 0 or not best.is_file():
         status = classify_failure(log_text)
-        return _write_result(workdir, status, f'nequip-train exited with {rc}; see {LOG_FILE}', epochs=last_epoch(workdir))
+        return _write_result(
+            workdir, status, f'nequip-train exited with {rc}; see {LOG_FILE}', epochs=last_epoch(workdir)
+        )
     if _NAN.search(log_text):
-        return _write_result(workdir, 'nan_loss', 'the validation loss became NaN; training stopped', epochs=last_epoch(workdir))
+        return _write_result(
+            workdir, 'nan_loss', 'the validation loss became NaN; training stopped', epochs=last_epoch(workdir)
+        )
 
     with open(workdir / LOG_FILE, 'a') as log:
         rc = _run(['nequip-package', 'build', str(best), str(workdir / MODEL_FILE)], log, env)
@@ -120,9 +130,19 @@ def run_training(
         if compile_model:
             target = 'ase_bec' if settings.bec else 'ase'
             rc = _run(
-                ['nequip-compile', str(workdir / MODEL_FILE), str(workdir / COMPILED_FILE), '--mode', 'aotinductor',
-                 '--device', device, '--target', target],
-                log, env,
+                [
+                    'nequip-compile',
+                    str(workdir / MODEL_FILE),
+                    str(workdir / COMPILED_FILE),
+                    '--mode',
+                    'aotinductor',
+                    '--device',
+                    device,
+                    '--target',
+                    target,
+                ],
+                log,
+                env,
             )
             if rc != 0:
                 return _write_result(workdir, 'failed', f'nequip-compile exited with {rc}; see {LOG_FILE}')
@@ -145,7 +165,7 @@ def run_training(
     )
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='ionfield-train', description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', type=Path, default=Path('dataset.npz'))
     parser.add_argument('--settings', type=Path, default=Path('settings.json'))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import yaml
@@ -36,9 +36,11 @@ BEC_MODEL_TARGET = 'ionfield.models.nequip_bec.model.NequIPBECModel'
 PLAIN_MODEL_TARGET = 'nequip.model.NequIPGNNModel'
 CONFIG_NAME = 'config.yaml'
 SPLIT_FILES = {'train': 'train.extxyz', 'val': 'val.extxyz', 'test': 'test.extxyz'}
-BEST_CHECKPOINT = 'best.ckpt'
-LAST_CHECKPOINT = 'last.ckpt'
-#: Logged validation metric names (``val0_epoch/<name>``) that :mod:`ionfield.models.training_report` reads.
+#: nequip's output folder (checkpoints, CSV log) inside the working directory, and the checkpoints in it.
+OUTPUT_DIR = 'outputs'
+BEST_CHECKPOINT = f'{OUTPUT_DIR}/best.ckpt'
+LAST_CHECKPOINT = f'{OUTPUT_DIR}/last.ckpt'
+#: The logged validation loss that early stopping, the LR scheduler and the best checkpoint follow.
 VAL_MONITOR = 'val0_epoch/weighted_sum'
 
 
@@ -65,7 +67,7 @@ class TrainingSettings:
     model_dtype: str = 'float32'
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    bec_nominal_charges: Optional[dict[str, float]] = None
+    bec_nominal_charges: dict[str, float] | None = None
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -111,7 +113,7 @@ class TrainingSettings:
             raise TrainingInputError('; '.join(problems))
 
 
-def check_dataset(dataset: Dataset, settings: TrainingSettings, type_names: Optional[list[str]] = None) -> None:
+def check_dataset(dataset: Dataset, settings: TrainingSettings, type_names: list[str] | None = None) -> None:
     """Refuse a dataset that cannot train the requested model, naming the offending frames."""
     if len(dataset) < 3:
         raise TrainingInputError(f'need at least 3 frames (train/val/test), the dataset has {len(dataset)}')
@@ -147,7 +149,7 @@ def split_dataset(dataset: Dataset, settings: TrainingSettings) -> dict[str, Dat
     n_val = max(1, round(settings.val_fraction * n))
     n_test = max(1, round(settings.test_fraction * n))
     order = np.random.default_rng(settings.seed).permutation(n)
-    parts = {'val': order[:n_val], 'test': order[n_val:n_val + n_test], 'train': order[n_val + n_test:]}
+    parts = {'val': order[:n_val], 'test': order[n_val : n_val + n_test], 'train': order[n_val + n_test :]}
     return {name: Dataset(dataset[int(i)] for i in sorted(idx)) for name, idx in parts.items()}
 
 
@@ -169,7 +171,9 @@ def metrics_config(settings: TrainingSettings, loss: bool) -> dict[str, Any]:
             ('stress_mse', 'stress', masked + 'MaskedMeanSquaredError', settings.stress_weight, True),
         ]
         if settings.bec:
-            entries.append(('bec_mse', 'born_effective_charges', masked + 'MaskedMeanSquaredError', settings.bec_weight, True))
+            entries.append(
+                ('bec_mse', 'born_effective_charges', masked + 'MaskedMeanSquaredError', settings.bec_weight, True)
+            )
     else:
         entries = [
             ('per_atom_energy_mae', per_atom_energy, masked + 'MaskedMeanAbsoluteError', settings.energy_weight, False),
@@ -193,7 +197,7 @@ def metrics_config(settings: TrainingSettings, loss: bool) -> dict[str, Any]:
     return {'_target_': 'nequip.train.MetricsManager', 'metrics': metrics}
 
 
-def model_config(settings: TrainingSettings, type_names: list[str], parent_model: Optional[str]) -> dict[str, Any]:
+def model_config(settings: TrainingSettings, type_names: list[str], parent_model: str | None) -> dict[str, Any]:
     """The ``training_module.model`` block: a fresh model, or the parent package to warm-start from."""
     if parent_model is not None:
         return {'_target_': 'nequip.model.ModelFromPackage', 'package_path': str(parent_model)}
@@ -220,10 +224,12 @@ def model_config(settings: TrainingSettings, type_names: list[str], parent_model
     return model
 
 
-def build_config(settings: TrainingSettings, workdir: Path, type_names: list[str], parent_model: Optional[str] = None) -> dict[str, Any]:
+def build_config(
+    settings: TrainingSettings, workdir: Path, type_names: list[str], parent_model: str | None = None
+) -> dict[str, Any]:
     """The full nequip-train config (a plain dict, written as YAML)."""
     workdir = Path(workdir).resolve()
-    output_dir = workdir / 'outputs'
+    output_dir = workdir / OUTPUT_DIR
     dataloader = {'_target_': 'torch.utils.data.DataLoader', 'batch_size': settings.batch_size}
     transforms = [
         {
@@ -255,7 +261,12 @@ def build_config(settings: TrainingSettings, workdir: Path, type_names: list[str
             'check_val_every_n_epoch': 1,
             'log_every_n_steps': 1,
             'enable_progress_bar': False,
-            'logger': {'_target_': 'lightning.pytorch.loggers.CSVLogger', 'save_dir': str(output_dir), 'name': 'log', 'version': 0},
+            'logger': {
+                '_target_': 'lightning.pytorch.loggers.CSVLogger',
+                'save_dir': str(output_dir),
+                'name': 'log',
+                'version': 0,
+            },
             'callbacks': [
                 {
                     '_target_': 'lightning.pytorch.callbacks.ModelCheckpoint',
@@ -296,8 +307,8 @@ def write_training_inputs(
     dataset: Dataset,
     settings: TrainingSettings,
     workdir: str | Path,
-    parent_type_names: Optional[list[str]] = None,
-    parent_model: Optional[str] = None,
+    parent_type_names: list[str] | None = None,
+    parent_model: str | None = None,
 ) -> Path:
     """Check, split and write everything ``nequip-train`` needs into ``workdir``; return the config path."""
     settings.validate()

@@ -6,7 +6,10 @@ import csv
 import math
 from pathlib import Path
 
-LOG_CSV = Path('outputs') / 'log' / 'version_0' / 'metrics.csv'
+from .training import OUTPUT_DIR
+
+#: Where lightning's CSVLogger (configured in :func:`~ionfield.models.training.build_config`) writes.
+LOG_CSV = Path(OUTPUT_DIR) / 'log' / 'version_0' / 'metrics.csv'
 
 
 def read_training_log(workdir: str | Path) -> list[dict]:

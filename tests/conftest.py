@@ -90,5 +90,5 @@ def train_code(aiida_profile, tmp_path_factory):
     from ionfield.plugins.setup.localhost import ensure_localhost_computer, ensure_runner_codes
 
     computer, _ = ensure_localhost_computer('localhost', tmp_path_factory.mktemp('train') / 'scratch')
-    (code, _), = ensure_runner_codes(computer).values()
+    ((code, _),) = ensure_runner_codes(computer).values()
     return code

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction
-from aiida.plugins import DataFactory, WorkflowFactory
+from aiida.plugins import WorkflowFactory
 
 from ionfield.plugins.data.model import CommitteeData, ModelData
 
@@ -40,16 +40,41 @@ class CommitteeWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(TrainWorkChain, namespace='member', exclude=('train.settings', 'train.parent_model'))
-        spec.input('settings', valid_type=orm.Dict, required=False, help='TrainingSettings shared by all members (seed is set per member).')
-        spec.input('size', valid_type=orm.Int, default=lambda: orm.Int(4), validator=validate_size, help='Number of members (>= 2).')
-        spec.input('base_seed', valid_type=orm.Int, default=lambda: orm.Int(0), help='Member k gets seed base_seed + k.')
-        spec.input('min_members', valid_type=orm.Int, default=lambda: orm.Int(2), help='Fewest finished members that still make a committee.')
-        spec.input('parent_committee', valid_type=CommitteeData, required=False, help='Warm start: member k starts from its member k.')
+        spec.input(
+            'settings',
+            valid_type=orm.Dict,
+            required=False,
+            help='TrainingSettings shared by all members (seed is set per member).',
+        )
+        spec.input(
+            'size',
+            valid_type=orm.Int,
+            default=lambda: orm.Int(4),
+            validator=validate_size,
+            help='Number of members (>= 2).',
+        )
+        spec.input(
+            'base_seed', valid_type=orm.Int, default=lambda: orm.Int(0), help='Member k gets seed base_seed + k.'
+        )
+        spec.input(
+            'min_members',
+            valid_type=orm.Int,
+            default=lambda: orm.Int(2),
+            help='Fewest finished members that still make a committee.',
+        )
+        spec.input(
+            'parent_committee',
+            valid_type=CommitteeData,
+            required=False,
+            help='Warm start: member k starts from its member k.',
+        )
         spec.outline(cls.validate, cls.train, cls.collect)
         spec.output('committee', valid_type=CommitteeData)
         spec.output_namespace('models', valid_type=ModelData, dynamic=True)
         spec.output('summary', valid_type=orm.Dict)
-        spec.exit_code(420, 'ERROR_PARENT_MISMATCH', message='the parent committee has {have} members, {want} were asked for')
+        spec.exit_code(
+            420, 'ERROR_PARENT_MISMATCH', message='the parent committee has {have} members, {want} were asked for'
+        )
         spec.exit_code(421, 'ERROR_TOO_FEW_MEMBERS', message='only {done} of {size} members finished (need {need})')
 
     def validate(self):
@@ -90,7 +115,9 @@ class CommitteeWorkChain(WorkChain):
         summary['finished'] = len(models)
         self.out('summary', orm.Dict(summary).store())
         if len(models) < need:
-            return self.exit_codes.ERROR_TOO_FEW_MEMBERS.format(done=len(models), size=self.inputs.size.value, need=need)
+            return self.exit_codes.ERROR_TOO_FEW_MEMBERS.format(
+                done=len(models), size=self.inputs.size.value, need=need
+            )
         self.out('models', models)
         self.out('committee', make_committee(**models))
         return None

@@ -50,7 +50,10 @@ class TrainWorkChain(BaseRestartWorkChain):
         return super().run_process()
 
     def report_error_handled(self, calculation, action):
-        self.report(f'{calculation.process_label}<{calculation.pk}> failed with exit status {calculation.exit_status}: {calculation.exit_message}')
+        self.report(
+            f'{calculation.process_label}<{calculation.pk}> failed with exit status {calculation.exit_status}: '
+            f'{calculation.exit_message}'
+        )
         self.report(f'action taken: {action}')
 
     @process_handler(priority=600, exit_codes=[TrainCalculation.exit_codes.ERROR_NO_RESULT])
@@ -65,7 +68,7 @@ class TrainWorkChain(BaseRestartWorkChain):
         """Start again with half the learning rate."""
         self.ctx.settings['learning_rate'] = self.ctx.settings['learning_rate'] / 2
         self.ctx.inputs.pop('parent_folder', None)
-        self.report_error_handled(calculation, f"restarting with learning_rate={self.ctx.settings['learning_rate']:g}")
+        self.report_error_handled(calculation, f'restarting with learning_rate={self.ctx.settings["learning_rate"]:g}')
         return ProcessHandlerReport(True)
 
     @process_handler(priority=400, exit_codes=[TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY])
@@ -74,13 +77,18 @@ class TrainWorkChain(BaseRestartWorkChain):
         batch = self.ctx.settings['batch_size']
         if batch <= 1:
             self.report_error_handled(calculation, 'batch size is already 1: giving up')
-            return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE.format(message='out of memory at batch size 1'))
+            return ProcessHandlerReport(
+                True, self.exit_codes.ERROR_UNRECOVERABLE.format(message='out of memory at batch size 1')
+            )
         self.ctx.settings['batch_size'] = batch // 2
         self.ctx.inputs.pop('parent_folder', None)
         self.report_error_handled(calculation, f'restarting with batch_size={batch // 2}')
         return ProcessHandlerReport(True)
 
-    @process_handler(priority=100, exit_codes=[TrainCalculation.exit_codes.ERROR_INPUT, TrainCalculation.exit_codes.ERROR_TRAINING_FAILED])
+    @process_handler(
+        priority=100,
+        exit_codes=[TrainCalculation.exit_codes.ERROR_INPUT, TrainCalculation.exit_codes.ERROR_TRAINING_FAILED],
+    )
     def handle_unrecoverable(self, calculation):
         """Bad input or a nequip error: retrying cannot help."""
         self.report_error_handled(calculation, 'not retried')

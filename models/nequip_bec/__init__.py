@@ -15,4 +15,4 @@ from .targets import register_bec_compile_targets
 register_fields(node_fields=[BEC_FEATURES_KEY])
 register_bec_compile_targets()
 
-__all__ = ["BEC_FEATURES_KEY", "BORN_CHARGE_KEY"]
+__all__ = ['BEC_FEATURES_KEY', 'BORN_CHARGE_KEY']

@@ -26,16 +26,13 @@ For atom i of species t the head predicts
 """
 
 import math
-from typing import Dict, List, Optional
 
 import torch
-
 from e3nn.io._cartesian_tensor import CartesianTensor
 from e3nn.o3._irreps import Irreps
 from e3nn.o3._linear import Linear
 from e3nn.o3._spherical_harmonics import spherical_harmonics
 from e3nn.o3._tensor_product._sub import FullyConnectedTensorProduct
-
 from nequip.data import AtomicDataDict
 from nequip.nn._graph_mixin import GraphModuleMixin
 from nequip.nn.utils import scatter, with_edge_vectors_
@@ -43,7 +40,7 @@ from nequip.nn.utils import scatter, with_edge_vectors_
 from .keys import BEC_FEATURES_KEY, BORN_CHARGE_KEY
 
 #: Irreps of a general rank-2 Cartesian tensor with two polar-vector indices.
-BEC_IRREPS = Irreps("0e + 1e + 2e")
+BEC_IRREPS = Irreps('0e + 1e + 2e')
 _SOFTPLUS_INV_ONE = math.log(math.e - 1.0)
 
 
@@ -68,11 +65,11 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
 
     def __init__(
         self,
-        type_names: List[str],
-        nominal_charges: Dict[str, float],
+        type_names: list[str],
+        nominal_charges: dict[str, float],
         num_features: int = 4,
         nominal_charges_trainable: bool = True,
-        avg_num_neighbors: Optional[float] = None,
+        avg_num_neighbors: float | None = None,
         field: str = BEC_FEATURES_KEY,
         out_field: str = BORN_CHARGE_KEY,
         irreps_in=None,
@@ -80,21 +77,17 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         super().__init__()
         self.field = field
         self.out_field = out_field
-        self._init_irreps(
-            irreps_in=irreps_in, required_irreps_in=[field, AtomicDataDict.EDGE_EMBEDDING_KEY]
-        )
+        self._init_irreps(irreps_in=irreps_in, required_irreps_in=[field, AtomicDataDict.EDGE_EMBEDDING_KEY])
         feature_irreps = Irreps(self.irreps_in[field])
         if all(ir.l == 0 for _, ir in feature_irreps):
             raise ValueError(
-                "the Born-charge head needs vector features (l >= 1) from the backbone, but "
-                f"`{field}` only holds {feature_irreps}: use l_max >= 1 and num_layers >= 2"
+                'the Born-charge head needs vector features (l >= 1) from the backbone, but '
+                f'`{field}` only holds {feature_irreps}: use l_max >= 1 and num_layers >= 2'
             )
         if num_features < 1:
-            raise ValueError(f"`bec_head_features` must be >= 1, got {num_features}")
+            raise ValueError(f'`bec_head_features` must be >= 1, got {num_features}')
 
-        feature_hidden = Irreps(
-            [(num_features, ir) for _, ir in feature_irreps if ir.l <= 2]
-        ).sort().irreps.simplify()
+        feature_hidden = Irreps([(num_features, ir) for _, ir in feature_irreps if ir.l <= 2]).sort().irreps.simplify()
         self.pre = Linear(feature_irreps, feature_hidden)
         # geometric branch: m channels of Y^1 (1o) and Y^2 (2e) sums over neighbours
         self.num_features = num_features
@@ -103,33 +96,31 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         self.radial = torch.nn.Linear(num_basis, 2 * num_features, bias=False)
         self.neighbor_weights = torch.nn.Parameter(torch.randn(num_types, 2 * num_features))
         self.edge_norm = 1.0 / math.sqrt(avg_num_neighbors) if avg_num_neighbors else 1.0
-        geometric = Irreps(f"{num_features}x1o + {num_features}x2e")
+        geometric = Irreps(f'{num_features}x1o + {num_features}x2e')
         combined = feature_hidden + geometric
         # mix features and geometry into k channels per irrep, then a small self tensor product:
         # its cost grows with k², so k stays small (measured: k=8 over 2x(0e,1o,2e) cost more
         # than the whole small backbone)
-        mixed = Irreps(f"{num_features}x0e + {num_features}x1o + {num_features}x2e")
+        mixed = Irreps(f'{num_features}x0e + {num_features}x1o + {num_features}x2e')
         self.mix = Linear(combined, mixed)
         self.tp = FullyConnectedTensorProduct(mixed, mixed, BEC_IRREPS)
         self.direct = Linear(combined, BEC_IRREPS)
 
         # change of basis 0e+1e+2e (9) -> 3x3, as e3nn defines it for the formula "ij"
-        cartesian = CartesianTensor("ij")
+        cartesian = CartesianTensor('ij')
         if Irreps(cartesian) != BEC_IRREPS:  # pragma: no cover - guards an e3nn change
             raise RuntimeError(f"unexpected irreps for 'ij': {Irreps(cartesian)}")
         basis = cartesian.reduced_tensor_products().change_of_basis  # (9, 3, 3)
-        self.register_buffer("change_of_basis", basis.to(torch.get_default_dtype()))
+        self.register_buffer('change_of_basis', basis.to(torch.get_default_dtype()))
 
         missing = [t for t in type_names if t not in nominal_charges]
         if missing:
-            raise ValueError(f"no nominal charge for type(s) {missing}")
+            raise ValueError(f'no nominal charge for type(s) {missing}')
         self.nominal_charges = torch.nn.Parameter(
             torch.tensor([float(nominal_charges[t]) for t in type_names]),
             requires_grad=nominal_charges_trainable,
         )
-        self.raw_neutrality_weights = torch.nn.Parameter(
-            torch.full((len(type_names),), _SOFTPLUS_INV_ONE)
-        )
+        self.raw_neutrality_weights = torch.nn.Parameter(torch.full((len(type_names),), _SOFTPLUS_INV_ONE))
         self.irreps_out[out_field] = None  # a Cartesian tensor, registered as such by nequip
 
     def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
@@ -137,7 +128,7 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         h = torch.cat([self.pre(data[self.field]), self._geometric(data)], dim=-1)
         mixed = self.mix(h)
         irreps = self.tp(mixed, mixed) + self.direct(h)
-        env = torch.einsum("nk,kab->nab", irreps, self.change_of_basis.to(irreps.dtype))
+        env = torch.einsum('nk,kab->nab', irreps, self.change_of_basis.to(irreps.dtype))
 
         types = data[AtomicDataDict.ATOM_TYPE_KEY].view(-1)
         q = self.nominal_charges.to(env.dtype)[types]
@@ -150,8 +141,8 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         if AtomicDataDict.BATCH_KEY in data:
             batch = data[AtomicDataDict.BATCH_KEY]
             n_frames = AtomicDataDict.num_frames(data)
-            net = scatter(flat, batch, dim=0, dim_size=n_frames, reduce="sum")
-            wsum = scatter(w.unsqueeze(-1), batch, dim=0, dim_size=n_frames, reduce="sum")
+            net = scatter(flat, batch, dim=0, dim_size=n_frames, reduce='sum')
+            wsum = scatter(w.unsqueeze(-1), batch, dim=0, dim_size=n_frames, reduce='sum')
             flat = flat - w.unsqueeze(-1) * (net / wsum)[batch]
         else:
             net = flat.sum(dim=0, keepdim=True)
@@ -167,10 +158,10 @@ class BornChargeHead(GraphModuleMixin, torch.nn.Module):
         embedding = data[AtomicDataDict.EDGE_EMBEDDING_KEY]
         types = data[AtomicDataDict.ATOM_TYPE_KEY].view(-1)
         weights = self.radial(embedding.to(self.radial.weight.dtype)) * self.neighbor_weights[types[neighbor]]
-        sh = spherical_harmonics([1, 2], vectors.to(weights.dtype), normalize=True, normalization="component")
+        sh = spherical_harmonics([1, 2], vectors.to(weights.dtype), normalize=True, normalization='component')
         m = self.num_features
         l1 = weights[:, :m, None] * sh[:, None, 0:3]
         l2 = weights[:, m:, None] * sh[:, None, 3:8]
         edges = torch.cat([l1.reshape(-1, 3 * m), l2.reshape(-1, 5 * m)], dim=-1)
-        summed = scatter(edges, center, dim=0, dim_size=types.shape[0], reduce="sum")
+        summed = scatter(edges, center, dim=0, dim_size=types.shape[0], reduce='sum')
         return summed * self.edge_norm

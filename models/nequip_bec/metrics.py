@@ -7,7 +7,6 @@ metrics return 0 (no gradient, no contribution) for an empty selection instead.
 """
 
 import torch
-
 from nequip.train.metrics import MeanAbsoluteError, MeanSquaredError
 
 
@@ -38,4 +37,4 @@ class MaskedRootMeanSquaredError(MeanSquaredError):
         return torch.sqrt(_safe_mean(self))
 
     def __str__(self) -> str:
-        return "rmse"
+        return 'rmse'

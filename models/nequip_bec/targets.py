@@ -18,22 +18,22 @@ from nequip.scripts._compile_utils import (
 
 from .keys import BORN_CHARGE_KEY
 
-ASE_BEC_TARGET = "ase_bec"
-BATCH_BEC_TARGET = "batch_bec"
+ASE_BEC_TARGET = 'ase_bec'
+BATCH_BEC_TARGET = 'batch_bec'
 BEC_OUTPUTS = list(ASE_OUTPUTS) + [BORN_CHARGE_KEY]
 
 BEC_COMPILE_TARGETS = {
     ASE_BEC_TARGET: {
-        "input": PAIR_NEQUIP_INPUTS,
-        "output": BEC_OUTPUTS,
-        "batch_map_settings": single_frame_batch_map_settings,
-        "data_settings": single_frame_data_settings,
+        'input': PAIR_NEQUIP_INPUTS,
+        'output': BEC_OUTPUTS,
+        'batch_map_settings': single_frame_batch_map_settings,
+        'data_settings': single_frame_data_settings,
     },
     BATCH_BEC_TARGET: {
-        "input": BATCH_INPUTS,
-        "output": BEC_OUTPUTS,
-        "batch_map_settings": lambda batch_map: batch_map,
-        "data_settings": batched_data_settings,
+        'input': BATCH_INPUTS,
+        'output': BEC_OUTPUTS,
+        'batch_map_settings': lambda batch_map: batch_map,
+        'data_settings': batched_data_settings,
     },
 }
 

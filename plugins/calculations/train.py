@@ -17,14 +17,13 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from ionfield.models.training import TrainingInputError, TrainingSettings
+from ionfield.models.train_runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
+from ionfield.models.training import LAST_CHECKPOINT, OUTPUT_DIR, TrainingInputError, TrainingSettings
+from ionfield.models.training_log import LOG_CSV
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import ModelData
 
-RESULT_FILE = 'result.json'
-LOG_FILE = 'train.log'
-METRICS_CSV = 'outputs/log/version_0/metrics.csv'
-LAST_CHECKPOINT = 'outputs/last.ckpt'
+STDOUT_FILE = 'ionfield-train.out'
 
 
 def validate_settings(value, _ctx=None):
@@ -43,22 +42,31 @@ class TrainCalculation(CalcJob):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('dataset', valid_type=DatasetData, help='Labelled frames to train on (split train/val/test by seed).')
+        spec.input(
+            'dataset', valid_type=DatasetData, help='Labelled frames to train on (split train/val/test by seed).'
+        )
         spec.input(
             'settings',
             valid_type=orm.Dict,
             required=False,
             validator=validate_settings,
-            help='TrainingSettings as a dict (size, seed, max_epochs, weights, bec, ...); defaults for what is left out.',
+            help='TrainingSettings as a dict (size, seed, max_epochs, weights, bec, ...); defaults fill the rest.',
         )
-        spec.input('parent_model', valid_type=ModelData, required=False, help='Model to warm-start from (same species).')
+        spec.input(
+            'parent_model', valid_type=ModelData, required=False, help='Model to warm-start from (same species).'
+        )
         spec.input(
             'parent_folder',
             valid_type=orm.RemoteData,
             required=False,
             help='Folder of an interrupted run of this calculation: training resumes from its last checkpoint.',
         )
-        spec.input('compile', valid_type=orm.Bool, default=lambda: orm.Bool(False), help='Also AOTInductor-compile the model (target ase_bec).')
+        spec.input(
+            'compile',
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help='Also AOTInductor-compile the model (target ase_bec).',
+        )
         spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
         spec.inputs['metadata']['options']['parser_name'].default = 'ionfield.train'
         spec.inputs['metadata']['options']['withmpi'].default = False
@@ -68,10 +76,22 @@ class TrainCalculation(CalcJob):
         spec.output('training_curve', valid_type=orm.Dict, required=False, help='Per-epoch validation metrics.')
         spec.output('log', valid_type=orm.SinglefileData, required=False, help='The training log (stdout of nequip).')
 
-        spec.exit_code(400, 'ERROR_NO_RESULT', message='ionfield-train wrote no result (killed, out of walltime?); resume from `remote_folder`.', invalidates_cache=True)
+        spec.exit_code(
+            400,
+            'ERROR_NO_RESULT',
+            message='ionfield-train wrote no result (killed, out of walltime?); resume from `remote_folder`.',
+            invalidates_cache=True,
+        )
         spec.exit_code(401, 'ERROR_INPUT', message='the dataset or settings cannot train a model: {message}')
-        spec.exit_code(402, 'ERROR_NAN_LOSS', message='the loss became NaN: lower the learning rate or check the labels.')
-        spec.exit_code(403, 'ERROR_OUT_OF_MEMORY', message='training ran out of memory: lower the batch size or the model size.', invalidates_cache=True)
+        spec.exit_code(
+            402, 'ERROR_NAN_LOSS', message='the loss became NaN: lower the learning rate or check the labels.'
+        )
+        spec.exit_code(
+            403,
+            'ERROR_OUT_OF_MEMORY',
+            message='training ran out of memory: lower the batch size or the model size.',
+            invalidates_cache=True,
+        )
         spec.exit_code(404, 'ERROR_TRAINING_FAILED', message='nequip failed: {message}')
         spec.exit_code(405, 'ERROR_MODEL_FILE', message='the packaged model is missing or unreadable: {message}')
 
@@ -90,7 +110,7 @@ class TrainCalculation(CalcJob):
         remote_copy = []
         if 'parent_folder' in self.inputs:
             parent = self.inputs.parent_folder
-            remote_copy.append((parent.computer.uuid, f'{parent.get_remote_path()}/outputs', 'outputs'))
+            remote_copy.append((parent.computer.uuid, f'{parent.get_remote_path()}/{OUTPUT_DIR}', OUTPUT_DIR))
             cmdline += ['--resume', LAST_CHECKPOINT]
         if self.inputs.compile.value:
             cmdline.append('--compile')
@@ -98,10 +118,10 @@ class TrainCalculation(CalcJob):
         codeinfo = datastructures.CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = 'ionfield-train.out'
+        codeinfo.stdout_name = STDOUT_FILE
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
         calcinfo.remote_copy_list = remote_copy
-        calcinfo.retrieve_list = [RESULT_FILE, LOG_FILE, METRICS_CSV, 'model.nequip.zip', 'model.nequip.pt2', 'ionfield-train.out']
+        calcinfo.retrieve_list = [RESULT_FILE, LOG_FILE, str(LOG_CSV), MODEL_FILE, COMPILED_FILE, STDOUT_FILE]
         return calcinfo

@@ -6,24 +6,7 @@ import click
 
 from .cmd_check import read_structures, wait_for
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail
-
-
-def parse_overrides(values: tuple[str, ...]) -> dict:
-    """``KEY.SUB=VALUE`` pairs (VALUE read as YAML) -> a nested dict for ``get_builder_from_protocol``."""
-    import yaml
-
-    overrides: dict = {}
-    for item in values:
-        key, sep, raw = item.partition('=')
-        if not sep or not key:
-            raise click.BadParameter(f'`{item}` is not KEY=VALUE', param_hint='--override')
-        target = overrides
-        *parents, last = key.split('.')
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = yaml.safe_load(raw)
-    return overrides
+from .utils import PROFILE_OPTION, load_profile_or_fail, parse_key_values
 
 
 def parse_mesh(text: str | None) -> list[int] | None:
@@ -153,7 +136,7 @@ def cmd_label(
     loaded = load_profile_or_fail(profile)
     if engine not in ENGINES:
         raise click.ClickException(f'the `{engine}` engine is not available in this installation')
-    overrides = parse_overrides(overrides)
+    overrides = parse_key_values(overrides, '--override')
     settings = get_settings()
     if engine == 'qe':
         codes = settings.get('codes') or {}

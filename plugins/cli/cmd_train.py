@@ -14,7 +14,7 @@ import click
 from .cmd_check import wait_for
 from .cmd_dataset import load_dataset_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail
+from .utils import PROFILE_OPTION, load_profile_or_fail, parse_key_values
 
 DEFAULT_TRAIN_CODE = 'ionfield-train@localhost'
 SIZES = ('small', 'medium', 'large')
@@ -33,28 +33,12 @@ METRICS = (
 
 # --- building inputs ---------------------------------------------------------------------
 
-def parse_settings(values: tuple[str, ...]) -> dict:
-    """``KEY=VALUE`` pairs (VALUE read as YAML; ``a.b=1`` nests, e.g. ``model_overrides.l_max=2``)."""
-    import yaml
-
-    settings: dict = {}
-    for item in values:
-        key, sep, raw = item.partition('=')
-        if not sep or not key:
-            raise click.BadParameter(f'`{item}` is not KEY=VALUE', param_hint='--set')
-        target = settings
-        *parents, last = key.split('.')
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = yaml.safe_load(raw)
-    return settings
-
 
 def build_settings(values: tuple[str, ...], **options) -> dict:
     """The ``--set`` pairs plus the options that were given, validated by ``TrainingSettings``."""
     from ionfield.models.training import TrainingInputError, TrainingSettings
 
-    settings = parse_settings(values)
+    settings = parse_key_values(values, '--set')
     for key, value in options.items():
         if value is None:
             continue
@@ -134,6 +118,7 @@ def load_committee_node(identifier: str):
 
 # --- printing ----------------------------------------------------------------------------
 
+
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return 'n/a'
@@ -188,6 +173,7 @@ def _wait_and_report(node, wait_s: float, port: str, echo) -> None:
 
 
 # --- commands ----------------------------------------------------------------------------
+
 
 def training_options(function):
     """Options shared by ``train`` and ``committee`` (after the command's own)."""
@@ -281,9 +267,7 @@ def cmd_train(
 @click.option(
     '--base-seed', type=click.IntRange(0), default=0, show_default=True, help='Member k gets seed base_seed + k.'
 )
-@click.option(
-    '--model-size', 'model_size', type=click.Choice(SIZES), default=None, help='Model size (default: small).'
-)
+@click.option('--model-size', 'model_size', type=click.Choice(SIZES), default=None, help='Model size (default: small).')
 @click.option(
     '--parent-committee',
     'parent',
@@ -293,8 +277,19 @@ def cmd_train(
 )
 @training_options
 def cmd_committee(
-    identifier, members, base_seed, model_size, parent, epochs, bec, set_values, compile_model, code_label, walltime,
-    wait_s, profile,
+    identifier,
+    members,
+    base_seed,
+    model_size,
+    parent,
+    epochs,
+    bec,
+    set_values,
+    compile_model,
+    code_label,
+    walltime,
+    wait_s,
+    profile,
 ):
     """Train a committee of models with seeds base_seed, base_seed+1, ... on DATASET (CommitteeWorkChain)."""
     from aiida import orm
@@ -306,7 +301,7 @@ def cmd_committee(
         raise click.BadParameter(f'a committee needs at least 2 members, got {members}', param_hint='-n/--size')
     load_profile_or_fail(profile)
     dataset = load_dataset_node(identifier)
-    if 'seed' in parse_settings(set_values):
+    if 'seed' in parse_key_values(set_values, '--set'):
         raise click.UsageError('committee members get seeds base_seed + k: use --base-seed, not --set seed=...')
     settings = build_settings(set_values, size=model_size, max_epochs=epochs, bec=bec)
     settings.pop('seed')

@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: loading a profile with a clear error."""
+"""Helpers shared by the subcommands: loading a profile with a clear error, parsing ``KEY=VALUE`` options."""
 
 from __future__ import annotations
 
@@ -26,3 +26,20 @@ def load_profile_or_fail(name: str | None):
             f'cannot load the AiiDA profile {name or "(default)"}: {exception}. '
             'Create one with `ionfield setup laptop`.'
         ) from exception
+
+
+def parse_key_values(values: tuple[str, ...], param_hint: str) -> dict:
+    """``KEY.SUB=VALUE`` pairs (VALUE read as YAML) -> a nested dict; a malformed pair is a usage error."""
+    import yaml
+
+    result: dict = {}
+    for item in values:
+        key, sep, raw = item.partition('=')
+        if not sep or not key:
+            raise click.BadParameter(f'`{item}` is not KEY=VALUE', param_hint=param_hint)
+        target = result
+        *parents, last = key.split('.')
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = yaml.safe_load(raw)
+    return result

@@ -16,8 +16,8 @@ import contextlib
 import hashlib
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 from aiida import orm
 
@@ -41,11 +41,11 @@ class ModelData(orm.Data):
         species: list[str],
         r_max: float,
         has_bec: bool,
-        metrics: Optional[dict] = None,
+        metrics: dict | None = None,
         dataset_uuid: str = '',
-        seed: Optional[int] = None,
-        settings: Optional[dict] = None,
-        compiled: Optional[str | Path] = None,
+        seed: int | None = None,
+        settings: dict | None = None,
+        compiled: str | Path | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)

@@ -9,6 +9,8 @@ from pathlib import Path
 from aiida import orm
 from aiida.parsers import Parser
 
+from ionfield.models.train_runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
+from ionfield.models.training_log import LOG_CSV, read_training_log
 from ionfield.plugins.data.model import ModelData
 
 STATUS_EXIT = {
@@ -23,16 +25,16 @@ class TrainParser(Parser):
     def parse(self, **kwargs):
         retrieved = self.retrieved
         names = set(retrieved.base.repository.list_object_names())
-        if 'train.log' in names:
-            with retrieved.base.repository.open('train.log', 'rb') as handle:
-                self.out('log', orm.SinglefileData(handle, filename='train.log'))
-        curve = self._training_curve(retrieved, names)
+        if LOG_FILE in names:
+            with retrieved.base.repository.open(LOG_FILE, 'rb') as handle:
+                self.out('log', orm.SinglefileData(handle, filename=LOG_FILE))
+        curve = self._training_curve(retrieved)
         if curve:
             self.out('training_curve', orm.Dict({'epochs': curve}))
 
-        if 'result.json' not in names:
+        if RESULT_FILE not in names:
             return self.exit_codes.ERROR_NO_RESULT
-        result = json.loads(retrieved.base.repository.get_object_content('result.json'))
+        result = json.loads(retrieved.base.repository.get_object_content(RESULT_FILE))
         status = result.get('status')
         if status != 'ok':
             exit_code = self.exit_codes[STATUS_EXIT.get(status, 'ERROR_TRAINING_FAILED')]
@@ -40,18 +42,24 @@ class TrainParser(Parser):
                 return exit_code.format(message=result.get('message', ''))
             return exit_code
 
-        if 'model.nequip.zip' not in names:
-            return self.exit_codes.ERROR_MODEL_FILE.format(message='model.nequip.zip was not retrieved')
+        if MODEL_FILE not in names:
+            return self.exit_codes.ERROR_MODEL_FILE.format(message=f'{MODEL_FILE} was not retrieved')
         settings = self.node.inputs.settings.get_dict() if 'settings' in self.node.inputs else {}
         metrics = dict(result.get('metrics', {}))
-        metrics.update({'epochs': result.get('epochs'), 'split_sizes': result.get('split_sizes'), 'wall_time_s': result.get('wall_time_s')})
+        metrics.update(
+            {
+                'epochs': result.get('epochs'),
+                'split_sizes': result.get('split_sizes'),
+                'wall_time_s': result.get('wall_time_s'),
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            package = Path(tmp) / 'model.nequip.zip'
-            package.write_bytes(retrieved.base.repository.get_object_content('model.nequip.zip', mode='rb'))
+            package = Path(tmp) / MODEL_FILE
+            package.write_bytes(retrieved.base.repository.get_object_content(MODEL_FILE, mode='rb'))
             compiled = None
-            if result.get('compiled') and 'model.nequip.pt2' in names:
-                compiled = Path(tmp) / 'model.nequip.pt2'
-                compiled.write_bytes(retrieved.base.repository.get_object_content('model.nequip.pt2', mode='rb'))
+            if result.get('compiled') and COMPILED_FILE in names:
+                compiled = Path(tmp) / COMPILED_FILE
+                compiled.write_bytes(retrieved.base.repository.get_object_content(COMPILED_FILE, mode='rb'))
             try:
                 model = ModelData(
                     package,
@@ -71,10 +79,8 @@ class TrainParser(Parser):
         return None
 
     @staticmethod
-    def _training_curve(retrieved, names) -> list[dict]:
+    def _training_curve(retrieved) -> list[dict]:
         """Per-epoch metrics from the retrieved CSV log, keys ``val_*`` and ``train_*``."""
-        from ionfield.models.training_log import LOG_CSV, read_training_log
-
         try:
             content = retrieved.base.repository.get_object_content(str(LOG_CSV), mode='rb')
         except (FileNotFoundError, OSError):
@@ -91,7 +97,7 @@ class TrainParser(Parser):
             for key, value in row.items():
                 for prefix, short in prefixes.items():
                     if key.startswith(prefix):
-                        key = short + key[len(prefix):]
+                        key = short + key[len(prefix) :]
                 clean[key] = None if value != value else value  # NaN is not JSON
             curve.append(clean)
         return curve

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from ionfield.models.committee import CommitteeError, CommitteeEvaluator, bec_deviation, combine, force_deviation
 from ionfield.models.calculator import ModelFileError, load_calculator
+from ionfield.models.committee import CommitteeError, CommitteeEvaluator, bec_deviation, combine, force_deviation
 from ionfield.models.dataset import Dataset
 from ionfield.models.nequip_bec.metrics import MaskedMeanSquaredError, MaskedRootMeanSquaredError
 from ionfield.models.train_runner import RESULT_FILE, classify_failure, run_training
@@ -49,11 +49,13 @@ atoms = read(sys.argv[2], 0)
 data = calc.atoms_to_data(atoms)
 out = calc.call_model(data)
 assert not [m for m in sys.modules if m.startswith('ionfield.')]
-print(json.dumps({'energy': float(out['total_energy'].sum()), 'born': out['born_effective_charges'].detach().double().tolist()}))
+born = out['born_effective_charges'].detach().double().tolist()
+print(json.dumps({'energy': float(out['total_energy'].sum()), 'born': born}))
 """
 
 
 # --- settings and data checks -------------------------------------------------------------
+
 
 def test_settings_defaults_and_refusals():
     assert TrainingSettings.from_dict({}).size == 'small'
@@ -108,7 +110,10 @@ def test_config_loss_has_masked_bec_term(tmp_path):
     plain = build_config(TrainingSettings(bec=False), tmp_path, ['Li', 'N'])
     assert 'bec_mse' not in {m['name'] for m in plain['training_module']['loss']['metrics']}
     warm = build_config(TrainingSettings(), tmp_path, ['Li', 'N'], parent_model='/x/p.nequip.zip')
-    assert warm['training_module']['model'] == {'_target_': 'nequip.model.ModelFromPackage', 'package_path': '/x/p.nequip.zip'}
+    assert warm['training_module']['model'] == {
+        '_target_': 'nequip.model.ModelFromPackage',
+        'package_path': '/x/p.nequip.zip',
+    }
 
 
 def test_written_inputs_have_asr_corrected_born_charges(tmp_path):
@@ -152,6 +157,7 @@ def test_runner_refuses_bad_input_without_training(tmp_path):
 
 # --- committee maths ----------------------------------------------------------------------
 
+
 def test_force_and_bec_deviation_formulas():
     forces = np.zeros((2, 3, 3))
     forces[0, 1] = [1.0, 0.0, 0.0]
@@ -181,6 +187,7 @@ def test_committee_of_one_and_bad_files(tmp_path):
 
 # --- real training (slow) -----------------------------------------------------------------
 
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     """Two members (seeds 0 and 1) trained by ``ionfield-train`` on synthetic Li3N frames."""
@@ -193,9 +200,20 @@ def trained(tmp_path_factory):
         data.save(workdir / 'dataset.npz')
         (workdir / 'settings.json').write_text(json.dumps({'seed': seed, 'max_epochs': 12, 'patience': 12}))
         code = subprocess.run(
-            [sys.executable, '-m', 'ionfield.models.train_runner', '--workdir', str(workdir),
-             '--dataset', str(workdir / 'dataset.npz'), '--settings', str(workdir / 'settings.json')],
-            env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True,
+            [
+                sys.executable,
+                '-m',
+                'ionfield.models.train_runner',
+                '--workdir',
+                str(workdir),
+                '--dataset',
+                str(workdir / 'dataset.npz'),
+                '--settings',
+                str(workdir / 'settings.json'),
+            ],
+            env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
+            capture_output=True,
+            text=True,
         ).returncode
         runs.append((code, workdir))
     return data, runs
@@ -223,7 +241,9 @@ def test_package_runs_without_ionfield_and_matches(trained, tmp_path):
     script.write_text(NOIONFIELD)
     out = subprocess.run(
         [sys.executable, str(script), str(workdir / 'model.nequip.zip'), str(workdir / 'test.extxyz')],
-        capture_output=True, text=True, env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
+        capture_output=True,
+        text=True,
+        env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
     )
     assert out.returncode == 0, out.stderr[-2000:]
     bare = json.loads(out.stdout.strip().splitlines()[-1])
@@ -258,9 +278,20 @@ def test_aotinductor_ase_bec_target_returns_born_charges(trained, tmp_path):
     workdir = runs[0][1]
     compiled = tmp_path / 'model.nequip.pt2'
     done = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / 'nequip-compile'), str(workdir / 'model.nequip.zip'), str(compiled),
-         '--mode', 'aotinductor', '--device', 'cpu', '--target', 'ase_bec'],
-        capture_output=True, text=True, env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
+        [
+            str(pathlib.Path(sys.executable).parent / 'nequip-compile'),
+            str(workdir / 'model.nequip.zip'),
+            str(compiled),
+            '--mode',
+            'aotinductor',
+            '--device',
+            'cpu',
+            '--target',
+            'ase_bec',
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     frame = Dataset.from_extxyz(workdir / 'test.extxyz')[0]

@@ -40,8 +40,9 @@ def models(aiida_profile, tmp_path):
     package = tmp_path / 'm.nequip.zip'
     package.write_bytes(ZIP)
     return [
-        ModelData(package, species=['N', 'Li'], r_max=4.5, has_bec=True, seed=seed, metrics=METRICS,
-                  dataset_uuid='d' * 32).store()
+        ModelData(
+            package, species=['N', 'Li'], r_max=4.5, has_bec=True, seed=seed, metrics=METRICS, dataset_uuid='d' * 32
+        ).store()
         for seed in (3, 4)
     ]
 
@@ -73,8 +74,20 @@ def test_train_builds_inputs(dataset_node, train_code, models, monkeypatch):
         return types.SimpleNamespace(pk=-1)
 
     monkeypatch.setattr('aiida.engine.submit', fake_submit)
-    result = invoke('train', dataset_node.pk, '--size', 'medium', '--epochs', 3, '--no-bec', '--set',
-                    'learning_rate=0.005', '--parent', models[0].pk, '--compile')
+    result = invoke(
+        'train',
+        dataset_node.pk,
+        '--size',
+        'medium',
+        '--epochs',
+        3,
+        '--no-bec',
+        '--set',
+        'learning_rate=0.005',
+        '--parent',
+        models[0].pk,
+        '--compile',
+    )
     assert result.exit_code == 0, result.output
     assert 'submitted TrainWorkChain<-1>' in result.output
     (builder,) = submitted

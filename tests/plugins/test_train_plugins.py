@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import pathlib
 
 import numpy as np
 import pytest
@@ -35,7 +34,10 @@ def dataset_node():
 
 
 def make_calc_node(dataset_node, files: dict[str, bytes], settings: dict | None = None) -> orm.CalcJobNode:
-    node = orm.CalcJobNode(computer=orm.load_computer('localhost') if _has_localhost() else None, process_type='aiida.calculations:ionfield.train')
+    node = orm.CalcJobNode(
+        computer=orm.load_computer('localhost') if _has_localhost() else None,
+        process_type='aiida.calculations:ionfield.train',
+    )
     node.base.links.add_incoming(dataset_node, LinkType.INPUT_CALC, 'dataset')
     if settings is not None:
         node.base.links.add_incoming(orm.Dict(settings).store(), LinkType.INPUT_CALC, 'settings')
@@ -54,15 +56,31 @@ def _has_localhost() -> bool:
 
 
 def result(status='ok', **extra) -> bytes:
-    base = {'status': status, 'message': extra.pop('message', ''), 'metrics': {'bec_rmse_e': 0.02}, 'epochs': 7,
-            'split_sizes': {'train': 4, 'val': 1, 'test': 1}, 'type_names': ['Li', 'N'], 'r_max': 4.5, 'has_bec': True}
+    base = {
+        'status': status,
+        'message': extra.pop('message', ''),
+        'metrics': {'bec_rmse_e': 0.02},
+        'epochs': 7,
+        'split_sizes': {'train': 4, 'val': 1, 'test': 1},
+        'type_names': ['Li', 'N'],
+        'r_max': 4.5,
+        'has_bec': True,
+    }
     return json.dumps({**base, **extra}).encode()
 
 
 def test_parser_success(aiida_profile, dataset_node):
     csv = b'epoch,step,val0_epoch/bec_rmse,val0_epoch/weighted_sum\n0,3,0.5,1.0\n1,7,0.25,nan\n'
-    node = make_calc_node(dataset_node, {'result.json': result(), 'model.nequip.zip': ZIP, 'train.log': b'log',
-                                         'outputs/log/version_0/metrics.csv': csv}, {'seed': 5})
+    node = make_calc_node(
+        dataset_node,
+        {
+            'result.json': result(),
+            'model.nequip.zip': ZIP,
+            'train.log': b'log',
+            'outputs/log/version_0/metrics.csv': csv,
+        },
+        {'seed': 5},
+    )
     outputs, calcfunction = TrainParser.parse_from_node(node, store_provenance=False)
     assert calcfunction.is_finished_ok
     model = outputs['model']
@@ -113,12 +131,19 @@ def test_committee_of_one_is_refused(aiida_profile, train_code, dataset_node):
 
 # --- handlers, without running anything --------------------------------------------------
 
+
 @pytest.fixture
 def train_workchain(aiida_profile, train_code, dataset_node):
     from aiida.engine.utils import instantiate_process
     from aiida.manage import get_manager
 
-    inputs = {'train': {'code': train_code, 'dataset': dataset_node, 'settings': orm.Dict({'batch_size': 2, 'learning_rate': 0.01})}}
+    inputs = {
+        'train': {
+            'code': train_code,
+            'dataset': dataset_node,
+            'settings': orm.Dict({'batch_size': 2, 'learning_rate': 0.01}),
+        }
+    }
     process = instantiate_process(get_manager().get_runner(), TrainWorkChain, **inputs)
     process.setup()
     return process
@@ -163,6 +188,7 @@ def test_unrecoverable_errors_are_not_retried(train_workchain):
 
 # --- data nodes ----------------------------------------------------------------------------
 
+
 def test_model_and_committee_nodes(aiida_profile, tmp_path):
     package = tmp_path / 'm.nequip.zip'
     package.write_bytes(ZIP)
@@ -181,6 +207,7 @@ def test_model_and_committee_nodes(aiida_profile, tmp_path):
 
 
 # --- real training through the engine (slow) ---------------------------------------------
+
 
 @pytest.mark.slow
 def test_committee_workchain_trains_two_members(aiida_profile, train_code):
