@@ -6,6 +6,7 @@ what a user types and never touch the developer's or the session's configuration
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -90,5 +91,39 @@ def train_code(aiida_profile, tmp_path_factory):
     from ionfield.plugins.setup.localhost import ensure_localhost_computer, ensure_runner_codes
 
     computer, _ = ensure_localhost_computer('localhost', tmp_path_factory.mktemp('train') / 'scratch')
-    ((code, _),) = ensure_runner_codes(computer).values()
-    return code
+    return ensure_runner_codes(computer)['ionfield-train'][0]
+
+
+@pytest.fixture(scope='session')
+def md_code(aiida_profile, tmp_path_factory):
+    """The ``ionfield-md`` code on a ``localhost`` computer of the test profile."""
+    from ionfield.plugins.setup.localhost import ensure_localhost_computer, ensure_runner_codes
+
+    computer, _ = ensure_localhost_computer('localhost', tmp_path_factory.mktemp('md') / 'scratch')
+    return ensure_runner_codes(computer)['ionfield-md'][0]
+
+
+@pytest.fixture(scope='session')
+def trained_members(tmp_path_factory):
+    """Two members (seeds 0 and 1) trained once by ``ionfield-train`` on synthetic Li3N frames.
+
+    Returns ``(dataset, [(exit code, workdir), ...])``; each workdir holds ``model.nequip.zip``.
+    Shared by the training, committee and MD tests (about 30 s of training in all).
+    """
+    from .models.synthetic import synthetic_dataset
+
+    root = tmp_path_factory.mktemp('train')
+    data = synthetic_dataset(24, bec_share=0.5)
+    runs = []
+    for seed in (0, 1):
+        workdir = root / f'seed{seed}'
+        workdir.mkdir()
+        data.save(workdir / 'dataset.npz')
+        (workdir / 'settings.json').write_text(json.dumps({'seed': seed, 'max_epochs': 12, 'patience': 12}))
+        command = [sys.executable, '-m', 'ionfield.models.train_runner', '--workdir', str(workdir)]
+        command += ['--dataset', str(workdir / 'dataset.npz'), '--settings', str(workdir / 'settings.json')]
+        code = subprocess.run(
+            command, env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True
+        ).returncode
+        runs.append((code, workdir))
+    return data, runs

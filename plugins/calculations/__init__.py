@@ -1,1 +1,1 @@
-"""CalcJobs that run our own console scripts (``ionfield-train``) on any AiiDA computer."""
+"""CalcJobs that run our own console scripts (``ionfield-train``, ``ionfield-md``) on any AiiDA computer."""

@@ -14,7 +14,7 @@ import click
 from .cmd_check import wait_for
 from .cmd_dataset import load_dataset_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, parse_key_values
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
 
 DEFAULT_TRAIN_CODE = 'ionfield-train@localhost'
 SIZES = ('small', 'medium', 'large')
@@ -53,23 +53,7 @@ def build_settings(values: tuple[str, ...], **options) -> dict:
 
 def load_train_code(label: str | None):
     """The ``ionfield-train`` code: ``--code``, else the one ``ionfield setup`` recorded, else the localhost one."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    from ionfield.plugins.setup.settings import get_settings
-
-    label = label or (get_settings().get('codes') or {}).get('ionfield-train') or DEFAULT_TRAIN_CODE
-    try:
-        code = orm.load_code(label)
-    except (NotExistent, MultipleObjectsError, ValueError) as exception:
-        raise click.ClickException(
-            f'no code `{label}` ({exception}): run `ionfield setup laptop` or pass --code'
-        ) from exception
-    if code.default_calc_job_plugin not in (None, 'ionfield.train'):
-        raise click.BadParameter(
-            f'code `{label}` runs `{code.default_calc_job_plugin}`, not `ionfield.train`', param_hint='--code'
-        )
-    return code
+    return load_runner_code(label, 'ionfield-train', 'ionfield.train')
 
 
 def _output_of(identifier: str, ports: tuple[str, ...], param_hint: str):

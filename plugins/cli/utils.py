@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: loading a profile with a clear error, parsing ``KEY=VALUE`` options."""
+"""Helpers shared by the subcommands: loading a profile or a runner code with a clear error, ``KEY=VALUE`` options."""
 
 from __future__ import annotations
 
@@ -43,3 +43,24 @@ def parse_key_values(values: tuple[str, ...], param_hint: str) -> dict:
             target = target.setdefault(part, {})
         target[last] = yaml.safe_load(raw)
     return result
+
+
+def load_runner_code(label: str | None, script: str, plugin: str):
+    """The code running ``script``: ``label``, else the one ``ionfield setup`` recorded, else ``script@localhost``."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    from ionfield.plugins.setup.settings import get_settings
+
+    label = label or (get_settings().get('codes') or {}).get(script) or f'{script}@localhost'
+    try:
+        code = orm.load_code(label)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise click.ClickException(
+            f'no code `{label}` ({exception}): run `ionfield setup laptop` or pass --code'
+        ) from exception
+    if code.default_calc_job_plugin not in (None, plugin):
+        raise click.BadParameter(
+            f'code `{label}` runs `{code.default_calc_job_plugin}`, not `{plugin}`', param_hint='--code'
+        )
+    return code

@@ -27,7 +27,10 @@ __all__ = (
 
 QE_CODES = {'pw': ('pw.x', 'quantumespresso.pw'), 'ph': ('ph.x', 'quantumespresso.ph')}
 #: Our own runners, installed as console scripts next to this interpreter: label -> (script, CalcJob plugin).
-RUNNER_CODES = {'ionfield-train': ('ionfield-train', 'ionfield.train')}
+RUNNER_CODES = {
+    'ionfield-train': ('ionfield-train', 'ionfield.train'),
+    'ionfield-md': ('ionfield-md', 'ionfield.md'),
+}
 """Code label -> (executable, default calculation plugin)."""
 
 QE_TOOLS = ('pw.x', 'ph.x', 'ld1.x', 'mpirun')
@@ -141,7 +144,10 @@ def runner_executable(script: str) -> str:
 
 
 def ensure_runner_codes(computer) -> dict[str, tuple[object, bool]]:
-    """Set up our runner codes (``ionfield-train``) on ``computer``; return ``{label: (code, created)}``."""
+    """Set up our runner codes (``ionfield-train``, ``ionfield-md``) on ``computer``.
+
+    Returns ``{label: (code, created)}``.
+    """
     return {
         label: ensure_code(label, computer, runner_executable(script), plugin)
         for label, (script, plugin) in RUNNER_CODES.items()

@@ -188,35 +188,9 @@ def test_committee_of_one_and_bad_files(tmp_path):
 # --- real training (slow) -----------------------------------------------------------------
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """Two members (seeds 0 and 1) trained by ``ionfield-train`` on synthetic Li3N frames."""
-    root = tmp_path_factory.mktemp('train')
-    data = synthetic_dataset(24, bec_share=0.5)
-    runs = []
-    for seed in (0, 1):
-        workdir = root / f'seed{seed}'
-        workdir.mkdir()
-        data.save(workdir / 'dataset.npz')
-        (workdir / 'settings.json').write_text(json.dumps({'seed': seed, 'max_epochs': 12, 'patience': 12}))
-        code = subprocess.run(
-            [
-                sys.executable,
-                '-m',
-                'ionfield.models.train_runner',
-                '--workdir',
-                str(workdir),
-                '--dataset',
-                str(workdir / 'dataset.npz'),
-                '--settings',
-                str(workdir / 'settings.json'),
-            ],
-            env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'},
-            capture_output=True,
-            text=True,
-        ).returncode
-        runs.append((code, workdir))
-    return data, runs
+@pytest.fixture
+def trained(trained_members):
+    return trained_members
 
 
 @pytest.mark.slow

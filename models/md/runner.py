@@ -1,0 +1,118 @@
+"""``ionfield-md``: one field-MD run on any machine, driven by files, no AiiDA needed.
+
+Inputs: a structure file (extxyz, CIF, POSCAR: anything ASE reads), one or more model files
+(``--model``, repeatable: the first drives the dynamics, all of them form the committee that is
+evaluated every ``monitor_every`` steps), ``settings.json`` (:class:`~.settings.MDSettings`) and
+optionally ``--restart state.npz`` of an earlier run in the same folder.
+
+Writes the trajectory, ``thermo.csv``, ``uncertainty.csv`` (committee), ``state.npz`` and
+``result.json`` (status, message, :class:`~.engine.MDResult` fields). The status is the stop reason
+or ``input_error``; each has its own exit code, so a scheduler or ``MDCalculation`` can tell them
+apart without reading files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .settings import MDInputError, MDSettings
+from .stops import CLOSE_CONTACT, COMPLETED, FAILED, NOT_FINITE, TEMPERATURE_RUNAWAY, UNCERTAINTY
+
+RESULT_FILE = 'result.json'
+SETTINGS_FILE = 'settings.json'
+STRUCTURE_FILE = 'structure.xyz'
+STATUS_EXIT = {
+    COMPLETED: 0,
+    'input_error': 2,
+    FAILED: 5,
+    UNCERTAINTY: 10,
+    CLOSE_CONTACT: 11,
+    TEMPERATURE_RUNAWAY: 12,
+    NOT_FINITE: 13,
+}
+
+
+def _write_result(workdir: Path, status: str, message: str = '', **extra) -> int:
+    (workdir / RESULT_FILE).write_text(json.dumps({'status': status, 'message': message, **extra}, indent=1))
+    return STATUS_EXIT[status]
+
+
+def load_models(paths: list[Path], device: str, structure_species: set[str]):
+    """Driver calculator and the other committee members; refuses species a model lacks."""
+    from ..calculator import load_calculator, model_type_names
+
+    calculators = []
+    for path in paths:
+        calc = load_calculator(path, device=device, has_bec=True)
+        unknown = sorted(structure_species - set(model_type_names(calc)))
+        if unknown:
+            raise MDInputError(
+                f'{path.name}: the model does not know species {unknown} (it has {model_type_names(calc)})'
+            )
+        calculators.append(calc)
+    return calculators[0], calculators[1:]
+
+
+def run_md(
+    workdir: Path,
+    structure_path: Path,
+    model_paths: list[Path],
+    settings_path: Path,
+    restart: Path | None = None,
+    device: str = 'cpu',
+) -> int:
+    from ase.io import read
+
+    from ..calculator import ModelFileError
+    from .engine import run_field_md
+
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings = MDSettings.from_dict(json.loads(settings_path.read_text()))
+        if settings.backend == 'torchsim':
+            raise MDInputError(
+                'the torchsim backend is not available in this version of ionfield-md; use backend "ase"'
+            )
+        if not model_paths:
+            raise MDInputError('no model given (--model FILE)')
+        try:
+            atoms = read(structure_path)
+        except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for unreadable files
+            raise MDInputError(f'{structure_path}: cannot read the structure ({exc})') from exc
+        driver, committee = load_models(model_paths, device, set(atoms.get_chemical_symbols()))
+        result = run_field_md(atoms, driver, settings, workdir, committee=committee, restart=restart)
+    except (MDInputError, ModelFileError, OSError, json.JSONDecodeError) as exc:
+        return _write_result(workdir, 'input_error', str(exc))
+    details = {key: value for key, value in result.to_dict().items() if key != 'message'}
+    return _write_result(workdir, result.stop_reason, result.message, **details)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='ionfield-md', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--structure', type=Path, default=Path(STRUCTURE_FILE))
+    parser.add_argument('--model', type=Path, action='append', default=[], help='model file (repeat for a committee)')
+    parser.add_argument('--settings', type=Path, default=Path(SETTINGS_FILE))
+    parser.add_argument('--restart', type=Path, help='state.npz of an earlier run in this folder')
+    parser.add_argument('--workdir', type=Path, default=Path('.'))
+    parser.add_argument('--device', default='cuda' if _cuda() else 'cpu')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    return run_md(args.workdir, args.structure, args.model, args.settings, args.restart, args.device)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

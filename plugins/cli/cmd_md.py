@@ -1,0 +1,128 @@
+"""``ionfield md``: submit field MD (``MDCalculation``) for a structure and a model or committee.
+
+Thin: the options become ``MDSettings`` (validated here, so a field in the wrong unit or a bad
+ensemble is a usage error and nothing is submitted); the structure, the model and the code are
+loaded with clear errors; ``--continue`` extends a finished or interrupted run from its state.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .cmd_check import wait_for
+from .cmd_label import build_structures, parse_mesh
+from .cmd_train import load_model_node
+from .root import cli
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
+
+
+def build_md_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
+    """``base`` (a run being continued), then ``--set`` pairs, then explicit options; validated by ``MDSettings``."""
+    from ionfield.models.md.settings import MDInputError, MDSettings
+
+    settings = dict(base or {})
+    pairs = parse_key_values(values, '--set')
+    settings.update(pairs)
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in pairs:
+            raise click.UsageError(f'`{key}` is given both by an option and by --set {key}=...')
+        settings[key] = list(value) if isinstance(value, tuple) else value
+    try:
+        return MDSettings.from_dict(settings).to_dict()
+    except (MDInputError, TypeError) as exception:
+        raise click.BadParameter(str(exception), param_hint='MD settings') from exception
+
+
+def _previous_run(identifier: str):
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='--continue') from exception
+    if node.process_type != 'aiida.calculations:ionfield.md':
+        raise click.BadParameter(f'node {node.pk} is not an MDCalculation', param_hint='--continue')
+    if 'remote_folder' not in node.outputs:
+        raise click.BadParameter(
+            f'MDCalculation<{node.pk}> has no remote folder to continue from', param_hint='--continue'
+        )
+    return node
+
+
+@cli.command('md')
+@click.argument('structure', required=False, metavar='STRUCTURE')
+@click.option('--supercell', default=None, metavar='NxMxK', help='Run a supercell of STRUCTURE, e.g. 3x3x3.')
+@click.option(
+    '--model', 'model_id', default=None, help='ModelData or CommitteeData (pk/UUID, or a process making one).'
+)
+@click.option('--field', nargs=3, type=float, default=None, metavar='EX EY EZ', help='Uniform field in V/Å.')
+@click.option('--temperature', 'temperature_K', type=float, default=None, help='K.')
+@click.option('--steps', type=click.IntRange(0), default=None, help='Total steps (with --continue: the new total).')
+@click.option('--timestep', 'timestep_fs', type=float, default=None, help='fs.')
+@click.option('--ensemble', type=click.Choice(['nve', 'langevin', 'bussi', 'nose_hoover', 'npt']), default=None)
+@click.option('--bec-mode', type=click.Choice(['full', 'diagonal', 'field_axis']), default=None)
+@click.option('--seed', type=click.IntRange(0), default=None)
+@click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any MD setting, e.g. log_every=50.')
+@click.option('--continue', 'continue_id', default=None, metavar='PK', help='Extend this MDCalculation.')
+@click.option('--compiled', is_flag=True, help='Run the AOTInductor-compiled model files.')
+@click.option('--code', 'code_label', default=None, help='ionfield-md code (default: the one `ionfield setup` made).')
+@click.option('--walltime', default=3600, show_default=True, type=click.IntRange(60), help='Seconds.')
+@click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds for the result.')
+@PROFILE_OPTION
+def cmd_md(
+    structure, supercell, model_id, values, continue_id, compiled, code_label, walltime, wait_s, profile, **options
+):
+    """Run field MD on STRUCTURE (a file or a reference name such as alpha-Li3N) with a trained model.
+
+    \b
+    ionfield md alpha-Li3N --supercell 3x3x3 --model 123 --field 0 0 0.1 --temperature 600 --steps 20000
+    ionfield md cell.cif --model 456 --set max_force_deviation=0.3 --set monitor_every=20
+    ionfield md --continue 789 --steps 40000
+    """
+    from aiida import orm
+    from aiida.engine import submit
+
+    from ionfield.plugins.calculations.md import MDCalculation, validate_inputs
+
+    load_profile_or_fail(profile)
+    inputs = {}
+    base = None
+    if continue_id is not None:
+        previous = _previous_run(continue_id)
+        if structure is not None or supercell is not None:
+            raise click.UsageError('--continue uses the structure of the earlier run; give no STRUCTURE or --supercell')
+        inputs['structure'] = previous.inputs.structure
+        for port in ('model', 'committee'):
+            if port in previous.inputs:
+                inputs[port] = previous.inputs[port]
+        base = previous.inputs.settings.get_dict() if 'settings' in previous.inputs else {}
+        inputs['parent_folder'] = previous.outputs.remote_folder
+    else:
+        if structure is None or model_id is None:
+            raise click.UsageError('give STRUCTURE and --model (or --continue PK)')
+        ((_, inputs['structure']),) = build_structures([structure], parse_mesh(supercell), 0, 0.0, 0).items()
+    if model_id is not None:
+        node = load_model_node(model_id, committee=True, param_hint='--model')
+        inputs.pop('model', None)
+        inputs.pop('committee', None)
+        inputs['committee' if node.__class__.__name__ == 'CommitteeData' else 'model'] = node
+    inputs['settings'] = orm.Dict(build_md_settings(values, base, **options))
+    inputs['code'] = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
+    inputs['compiled'] = orm.Bool(compiled)
+    inputs['metadata'] = {'options': {'max_wallclock_seconds': walltime}}
+    problem = validate_inputs(inputs)
+    if problem:
+        raise click.UsageError(problem)
+    node = submit(MDCalculation, **inputs)
+    click.echo(f'submitted MDCalculation<{node.pk}>')
+    if wait_s > 0:
+        if not wait_for([node], wait_s):
+            raise click.ClickException(f'MDCalculation<{node.pk}> still running after {wait_s:g} s')
+        summary = node.outputs.summary.get_dict() if 'summary' in node.outputs else {}
+        status = 'completed' if node.is_finished_ok else f'[{node.exit_status}] {node.exit_message}'
+        click.echo(f'MDCalculation<{node.pk}>: {status}; step {summary.get("step")}, {summary.get("wall_time_s")} s')
+        if not node.is_finished_ok:
+            raise SystemExit(1)
