@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from .devices import default_device, limit_threads
+
 RESULT_FILE = 'result.json'
 MODEL_FILE = 'model.nequip.zip'
 COMPILED_FILE = 'model.nequip.pt2'
@@ -173,18 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--parent', type=Path, help='packaged model (.nequip.zip) to warm-start from')
     parser.add_argument('--resume', type=Path, help='checkpoint (last.ckpt) of an interrupted run')
     parser.add_argument('--compile', action='store_true', help='also AOTInductor-compile the model (target ase_bec)')
-    parser.add_argument('--device', default='cuda' if _cuda() else 'cpu')
+    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     args = parser.parse_args(argv)
-    return run_training(args.workdir, args.dataset, args.settings, args.parent, args.resume, args.compile, args.device)
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        return False
+    limit_threads()
+    device = args.device or default_device()
+    return run_training(args.workdir, args.dataset, args.settings, args.parent, args.resume, args.compile, device)
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -158,8 +158,6 @@ class FieldMD:
         restart: str | Path | None = None,
     ):
         settings.validate()
-        if settings.backend != 'ase':
-            raise MDInputError(f'backend {settings.backend!r} is not run by this engine; use ionfield-md')
         if settings.max_force_deviation is not None or settings.max_bec_deviation is not None:
             if not committee:
                 raise MDInputError('uncertainty bounds were set but there is no committee to measure uncertainty')

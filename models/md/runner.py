@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from ..devices import default_device, limit_threads
 from .settings import MDInputError, MDSettings
 from .stops import CLOSE_CONTACT, COMPLETED, FAILED, NOT_FINITE, TEMPERATURE_RUNAWAY, UNCERTAINTY
 
@@ -74,10 +74,6 @@ def run_md(
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         settings = MDSettings.from_dict(json.loads(settings_path.read_text()))
-        if settings.backend == 'torchsim':
-            raise MDInputError(
-                'the torchsim backend is not available in this version of ionfield-md; use backend "ase"'
-            )
         if not model_paths:
             raise MDInputError('no model given (--model FILE)')
         try:
@@ -99,19 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--settings', type=Path, default=Path(SETTINGS_FILE))
     parser.add_argument('--restart', type=Path, help='state.npz of an earlier run in this folder')
     parser.add_argument('--workdir', type=Path, default=Path('.'))
-    parser.add_argument('--device', default='cuda' if _cuda() else 'cpu')
+    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     args = parser.parse_args(argv)
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
-    return run_md(args.workdir, args.structure, args.model, args.settings, args.restart, args.device)
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        return False
+    limit_threads()
+    return run_md(
+        args.workdir, args.structure, args.model, args.settings, args.restart, args.device or default_device()
+    )
 
 
 if __name__ == '__main__':  # pragma: no cover

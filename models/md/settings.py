@@ -82,6 +82,8 @@ class MDSettings:
             problems.append(f'ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}')
         if self.backend not in BACKENDS:
             problems.append(f'backend must be one of {BACKENDS}, got {self.backend!r}')
+        elif self.backend == 'torchsim':
+            problems.append('the torchsim backend is not available in this version; use backend "ase"')
         if self.trajectory_format not in TRAJECTORY_FORMATS:
             problems.append(f'trajectory_format must be one of {TRAJECTORY_FORMATS}, got {self.trajectory_format!r}')
         if self.bec_mode not in BEC_MODES:

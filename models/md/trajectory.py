@@ -130,6 +130,34 @@ WRITERS = {'h5': H5TrajectoryWriter, 'extxyz': ExtxyzTrajectoryWriter}
 FILE_NAMES = {'h5': 'trajectory.h5', 'extxyz': 'trajectory.xyz'}
 
 
+def trajectory_metadata(path: str | Path) -> dict:
+    """Species, frame count, steps and time span, without reading positions from an HDF5 file."""
+    path = Path(path)
+    if path.suffix in ('.h5', '.hdf5') and path.is_file():
+        import h5py
+
+        try:
+            with h5py.File(path, 'r') as handle:
+                if handle.attrs.get('format') != H5_FORMAT:
+                    raise TrajectoryFileError(f'{path}: not an ionfield MD trajectory')
+                numbers, steps, times = handle['numbers'][:], handle['step'][:], handle['time_fs'][:]
+                has_velocities = 'velocities' in handle
+        except OSError as exc:
+            raise TrajectoryFileError(f'{path}: cannot read ({exc})') from exc
+    else:
+        trajectory = read_trajectory(path)
+        numbers, steps, times = trajectory.numbers, trajectory.steps, trajectory.times_fs
+        has_velocities = trajectory.velocities is not None
+    return {
+        'numbers': numbers,
+        'nframes': len(steps),
+        'first_step': int(steps[0]) if len(steps) else None,
+        'last_step': int(steps[-1]) if len(steps) else None,
+        'time_span_fs': float(times[-1] - times[0]) if len(steps) else 0.0,
+        'has_velocities': has_velocities,
+    }
+
+
 def read_trajectory(path: str | Path) -> MDTrajectory:
     """Read an HDF5 or extxyz trajectory written by the engine."""
     path = Path(path)

@@ -27,20 +27,14 @@ from ionfield.models.md.logs import THERMO_FILE, UNCERTAINTY_FILE
 from ionfield.models.md.runner import RESULT_FILE, SETTINGS_FILE, STRUCTURE_FILE
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.md.trajectory import FILE_NAMES
+from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 
 STDOUT_FILE = 'ionfield-md.out'
 
 
-def validate_settings(value, _ctx=None):
-    if value is None:
-        return None
-    try:
-        MDSettings.from_dict(value.get_dict())
-    except MDInputError as exc:
-        return f'invalid MD settings: {exc}'
-    return None
+validate_settings = settings_validator(MDSettings, MDInputError, 'MD')
 
 
 def validate_inputs(inputs, _ctx=None):

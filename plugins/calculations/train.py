@@ -20,20 +20,14 @@ from aiida.engine import CalcJob
 from ionfield.models.train_runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
 from ionfield.models.training import LAST_CHECKPOINT, OUTPUT_DIR, TrainingInputError, TrainingSettings
 from ionfield.models.training_log import LOG_CSV
+from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import ModelData
 
 STDOUT_FILE = 'ionfield-train.out'
 
 
-def validate_settings(value, _ctx=None):
-    if value is None:
-        return None
-    try:
-        TrainingSettings.from_dict(value.get_dict())
-    except TrainingInputError as exc:
-        return f'invalid training settings: {exc}'
-    return None
+validate_settings = settings_validator(TrainingSettings, TrainingInputError, 'training')
 
 
 class TrainCalculation(CalcJob):

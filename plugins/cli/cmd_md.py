@@ -86,6 +86,7 @@ def cmd_md(
     from aiida.engine import submit
 
     from ionfield.plugins.calculations.md import MDCalculation, validate_inputs
+    from ionfield.plugins.data.model import CommitteeData
 
     load_profile_or_fail(profile)
     inputs = {}
@@ -108,7 +109,7 @@ def cmd_md(
         node = load_model_node(model_id, committee=True, param_hint='--model')
         inputs.pop('model', None)
         inputs.pop('committee', None)
-        inputs['committee' if node.__class__.__name__ == 'CommitteeData' else 'model'] = node
+        inputs['committee' if isinstance(node, CommitteeData) else 'model'] = node
     inputs['settings'] = orm.Dict(build_md_settings(values, base, **options))
     inputs['code'] = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
     inputs['compiled'] = orm.Bool(compiled)

@@ -13,8 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 from aiida import orm
+from ase.data import chemical_symbols
 
-from ionfield.models.md.trajectory import MDTrajectory, read_trajectory
+from ionfield.models.md.trajectory import MDTrajectory, read_trajectory, trajectory_metadata
 
 __all__ = ('MDTrajectoryData',)
 
@@ -24,19 +25,15 @@ class MDTrajectoryData(orm.SinglefileData):
 
     def __init__(self, file: str | Path, *, field=None, timestep_fs: float | None = None, **kwargs) -> None:
         file = Path(file)
-        trajectory = read_trajectory(file)
+        meta = trajectory_metadata(file)
         super().__init__(file, filename=file.name, **kwargs)
-        counts = Counter(trajectory.atoms(0).get_chemical_symbols()) if len(trajectory) else Counter()
+        symbols = [chemical_symbols[z] for z in meta.pop('numbers')]
         self.base.attributes.set_many(
             {
                 'format': 'h5' if file.suffix in ('.h5', '.hdf5') else 'extxyz',
-                'natoms': int(len(trajectory.numbers)),
-                'species_counts': dict(sorted(counts.items())),
-                'nframes': len(trajectory),
-                'first_step': int(trajectory.steps[0]) if len(trajectory) else None,
-                'last_step': int(trajectory.steps[-1]) if len(trajectory) else None,
-                'time_span_fs': float(trajectory.times_fs[-1] - trajectory.times_fs[0]) if len(trajectory) else 0.0,
-                'has_velocities': trajectory.velocities is not None,
+                'natoms': len(symbols),
+                'species_counts': dict(sorted(Counter(symbols).items())),
+                **meta,
                 'field': [float(x) for x in field] if field is not None else None,
                 'timestep_fs': timestep_fs,
             }
