@@ -60,10 +60,11 @@ def test_server_profile_runs_a_workchain_on_the_daemon(services, cli_env):
             ).fetchone()
         assert row == ('C.UTF-8', 'UTF8')
 
-        result = ionfield('quickstart', '-p', name, '--timeout', '900', env=cli_env, timeout=2000)
+        # a real DFT + DFPT workchain through the RabbitMQ broker and the daemon (the laptop profile runs the
+        # whole quickstart campaign; it would cost CI the same again here)
+        result = ionfield('label', 'alpha-Li3N', '-p', name, '--wait', '900', env=cli_env, timeout=2000)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert 'alpha-Li3N: Li3N, 4 atoms' in result.stdout
-        assert 'li3n' in result.stdout and 'labelled' in result.stdout and 'Born charges' in result.stdout
+        assert 'alpha-Li3N' in result.stdout and 'labelled' in result.stdout
     finally:
         stop_daemon(name, cli_env)
         run([VERDI, 'profile', 'delete', '--force', '--delete-data', name], env=cli_env, timeout=120)

@@ -1,6 +1,7 @@
 """The ``ionfield`` command line (click, in the style of ``verdi``): thin, it builds inputs and calls the library."""
 
 from . import (  # noqa: F401  (register the subcommands)
+    cmd_al,
     cmd_check,
     cmd_dataset,
     cmd_doctor,

@@ -1,0 +1,215 @@
+"""``ionfield al run|restart|report``: the active-learning campaign from the command line.
+
+Thin: options become ``ActiveLearningSettings`` and ``TrainingSettings`` (validated here, so a bad
+value is a usage error and nothing is submitted), the builder comes from
+``ActiveLearningWorkChain.get_builder_from_protocol`` and the workchain's own input validation
+(trust levels, grid, labelability of the seeds, budget) runs before the submission.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .cmd_check import wait_for
+from .cmd_label import build_structures, parse_mesh
+from .cmd_train import load_train_code
+from .root import cli
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
+
+
+@cli.group('al')
+def cmd_al():
+    """Active learning: label -> learn -> explore -> select, until the committee is trusted."""
+
+
+def build_al_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
+    """``base``, then ``--set`` pairs, then explicit options; validated by ``ActiveLearningSettings``."""
+    from ionfield.models.active.settings import ActiveLearningInputError, ActiveLearningSettings
+
+    settings = dict(base or {})
+    settings.update(parse_key_values(values, '--set'))
+    for key, value in options.items():
+        if value is None or value == ():
+            continue
+        settings[key] = list(value) if isinstance(value, tuple) else value
+    try:
+        return ActiveLearningSettings.from_dict(settings).to_dict()
+    except (ActiveLearningInputError, TypeError) as exception:
+        raise click.BadParameter(str(exception), param_hint='active-learning settings') from exception
+
+
+def load_campaign(identifier: str):
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='PK') from exception
+    from ionfield.workflows.active_learning.restart import is_campaign
+
+    if not is_campaign(node):
+        raise click.BadParameter(f'node {node.pk} is not an ActiveLearningWorkChain', param_hint='PK')
+    return node
+
+
+def _submit_and_wait(builder, wait_s: float):
+    from aiida.engine import submit
+
+    from ionfield.workflows.active_learning.workchain import validate_inputs
+
+    problem = validate_inputs(builder._inputs(prune=True))
+    if problem:
+        raise click.UsageError(problem)
+    node = submit(builder)
+    click.echo(f'submitted ActiveLearningWorkChain<{node.pk}>; follow it with `verdi process report {node.pk}`')
+    if wait_s > 0:
+        if not wait_for([node], wait_s, poll=5.0):
+            raise click.ClickException(f'ActiveLearningWorkChain<{node.pk}> still running after {wait_s:g} s')
+        echo_report(node)
+        if not node.is_finished_ok:
+            raise click.ClickException(f'ActiveLearningWorkChain<{node.pk}>: [{node.exit_status}] {node.exit_message}')
+    return node
+
+
+@cmd_al.command('run')
+@click.argument('structures', nargs=-1, required=True)
+@click.option('--supercell', default=None, help='Supercell of every structure, e.g. 2x2x1.')
+@click.option('--protocol', default='fast', show_default=True, help='Labelling protocol of the engine.')
+@click.option('--temperature', 'temperatures_K', multiple=True, type=float, help='K (repeat for a grid).')
+@click.option('--field', 'fields', multiple=True, nargs=3, type=float, metavar='EX EY EZ', help='V/Å (repeat).')
+@click.option('--md-steps', type=click.IntRange(1), default=None, help='Steps of every exploration run.')
+@click.option('--force-trust', nargs=2, type=float, default=None, metavar='LO HI', help='eV/Å.')
+@click.option('--bec-trust', nargs=2, type=float, default=None, metavar='LO HI', help='e.')
+@click.option('--max-selected', type=int, default=None, help='Frames labelled per iteration.')
+@click.option('--max-labels', type=int, default=None, help='DFT labels in all (the budget).')
+@click.option('--max-iterations', type=int, default=None)
+@click.option('--bec-fraction', type=float, default=None, help='Share of every labelled batch that gets Z*.')
+@click.option('--seed', type=click.IntRange(0), default=None)
+@click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any active-learning setting.')
+@click.option('--train-set', 'train_values', multiple=True, metavar='KEY=VALUE', help='Any training setting.')
+@click.option('-n', '--committee-size', default=2, show_default=True, type=click.IntRange(2))
+@click.option(
+    '--dataset', 'dataset_id', default=None, help='Start from this DatasetData (pk/UUID): no initial labelling.'
+)
+@click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds for the result.')
+@PROFILE_OPTION
+def cmd_al_run(
+    structures,
+    supercell,
+    protocol,
+    values,
+    train_values,
+    committee_size,
+    dataset_id,
+    wait_s,
+    profile,
+    force_trust,
+    bec_trust,
+    fields,
+    **options,
+):
+    """Run a campaign from STRUCTURE files or reference names (e.g. alpha-Li3N).
+
+    \b
+    ionfield al run alpha-Li3N --temperature 300 --temperature 600 --field 0 0 0 --field 0 0 0.05
+    ionfield al run cell.cif --supercell 2x2x2 --force-trust 0.05 0.3 --max-labels 200 --set md_steps=2000
+    """
+    from aiida import orm
+
+    from ionfield.models.training import TrainingInputError, TrainingSettings
+    from ionfield.plugins.setup.settings import get_settings
+    from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+    from .cmd_dataset import load_dataset_node
+
+    loaded = load_profile_or_fail(profile)
+    options.update(force_trust=force_trust, bec_trust=bec_trust, fields=[list(f) for f in fields] or None)
+    settings = build_al_settings(values, **options)
+    try:
+        training = TrainingSettings.from_dict(parse_key_values(train_values, '--train-set')).to_dict()
+    except (TrainingInputError, TypeError) as exception:
+        raise click.BadParameter(str(exception), param_hint='--train-set') from exception
+    profile_settings = get_settings()
+    codes = profile_settings.get('codes') or {}
+    if not {'pw', 'ph'} <= set(codes):
+        raise click.ClickException(f'profile `{loaded.name}` has no pw/ph codes: run `ionfield setup laptop`')
+    overrides = {'pseudo_family': profile_settings['pseudo_family']} if profile_settings.get('pseudo_family') else {}
+    nodes = build_structures(structures, parse_mesh(supercell), 0, 0.0, 0)
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        nodes,
+        train_code=load_train_code(None),
+        md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
+        label_protocol=protocol,
+        label_overrides=overrides,
+        settings=settings,
+        training=training,
+        committee_size=committee_size,
+        max_concurrent_labels=1 if profile_settings.get('kind') == 'laptop' else 0,
+        pw_code=orm.load_code(codes['pw']),
+        ph_code=orm.load_code(codes['ph']),
+    )
+    if dataset_id is not None:
+        builder.dataset = load_dataset_node(dataset_id)
+    _submit_and_wait(builder, wait_s)
+
+
+@cmd_al.command('restart')
+@click.argument('identifier', metavar='PK')
+@click.option('--iteration', type=click.IntRange(0), default=None, help='Continue after this one (default: the last).')
+@click.option('--without-later-labels', is_flag=True, help='Drop frames labelled after that iteration.')
+@click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Change a setting, e.g. max_iterations=8.')
+@click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds for the result.')
+@PROFILE_OPTION
+def cmd_al_restart(identifier, iteration, without_later_labels, values, wait_s, profile):
+    """Continue campaign PK from a finished iteration; no finished DFT label is lost."""
+    from ionfield.workflows.active_learning.restart import RestartError, restart_builder
+
+    load_profile_or_fail(profile)
+    node = load_campaign(identifier)
+    base = node.inputs.settings.get_dict() if 'settings' in node.inputs else {}
+    settings = build_al_settings(values, base)
+    try:
+        builder, after = restart_builder(node, iteration, later_labels=not without_later_labels, settings=settings)
+    except RestartError as exception:
+        raise click.ClickException(str(exception)) from exception
+    frames = builder.dataset.n_frames if 'dataset' in builder else 0
+    click.echo(f'restarting ActiveLearningWorkChain<{node.pk}> after iteration {after} with {frames} labelled frames')
+    _submit_and_wait(builder, wait_s)
+
+
+def echo_report(node) -> None:
+    from ionfield.models.active.report import format_table
+    from ionfield.workflows.active_learning.restart import finished_history
+
+    history = node.outputs.history.get_list() if 'history' in node.outputs else finished_history(node)
+    state = node.process_state.value if node.process_state else 'unknown'
+    status = f'[{node.exit_status}] {node.exit_message or ""}' if node.is_finished else state
+    click.echo(f'ActiveLearningWorkChain<{node.pk}>: {status}')
+    click.echo(format_table(history))
+    ends = [entry for entry in history if 'stop_reason' in entry]
+    if ends:
+        click.echo(f'stopped: {ends[-1]["stop_reason"]}: {ends[-1]["message"]}')
+    if 'dataset' in node.outputs:
+        click.echo(f'dataset: DatasetData<{node.outputs.dataset.pk}> ({node.outputs.dataset.n_frames} frames)')
+    if 'committee' in node.outputs:
+        click.echo(f'committee: CommitteeData<{node.outputs.committee.pk}>')
+
+
+@cmd_al.command('report')
+@click.argument('identifier', metavar='PK')
+@click.option('--plot', 'plot_path', default=None, type=click.Path(dir_okay=False), help='Write learning curves (PNG).')
+@PROFILE_OPTION
+def cmd_al_report(identifier, plot_path, profile):
+    """Table per iteration (dataset, shares, errors on new labels, trust levels, timings) of campaign PK."""
+    from ionfield.models.active.report import plot_history
+    from ionfield.workflows.active_learning.restart import finished_history
+
+    load_profile_or_fail(profile)
+    node = load_campaign(identifier)
+    echo_report(node)
+    if plot_path:
+        history = finished_history(node)
+        if not history:
+            raise click.ClickException('no finished iteration to plot yet')
+        click.echo(f'plot: {plot_history(history, plot_path)}')

@@ -1,0 +1,1 @@
+"""The active-learning loop (``ionfield.active_learning``): label -> learn -> explore -> select."""
