@@ -64,7 +64,7 @@ def test_server_profile_runs_a_workchain_on_the_daemon(services, cli_env):
         # whole quickstart campaign; it would cost CI the same again here)
         result = ionfield('label', 'alpha-Li3N', '-p', name, '--wait', '900', env=cli_env, timeout=2000)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert 'alpha-Li3N' in result.stdout and 'labelled' in result.stdout
+        assert 'alpha_li3n' in result.stdout and 'labelled' in result.stdout
     finally:
         stop_daemon(name, cli_env)
         run([VERDI, 'profile', 'delete', '--force', '--delete-data', name], env=cli_env, timeout=120)
