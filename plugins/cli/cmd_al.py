@@ -14,7 +14,7 @@ from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_train_code
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
 
 
 @cli.group('al')
@@ -26,16 +26,9 @@ def build_al_settings(values: tuple[str, ...], base: dict | None = None, **optio
     """``base``, then ``--set`` pairs, then explicit options; validated by ``ActiveLearningSettings``."""
     from ionfield.models.active.settings import ActiveLearningInputError, ActiveLearningSettings
 
-    settings = dict(base or {})
-    settings.update(parse_key_values(values, '--set'))
-    for key, value in options.items():
-        if value is None or value == ():
-            continue
-        settings[key] = list(value) if isinstance(value, tuple) else value
-    try:
-        return ActiveLearningSettings.from_dict(settings).to_dict()
-    except (ActiveLearningInputError, TypeError) as exception:
-        raise click.BadParameter(str(exception), param_hint='active-learning settings') from exception
+    return validated_settings(
+        ActiveLearningSettings, ActiveLearningInputError, values, base, what='active-learning', **options
+    )
 
 
 def load_campaign(identifier: str):
@@ -126,10 +119,9 @@ def cmd_al_run(
     loaded = load_profile_or_fail(profile)
     options.update(force_trust=force_trust, bec_trust=bec_trust, fields=[list(f) for f in fields] or None)
     settings = build_al_settings(values, **options)
-    try:
-        training = TrainingSettings.from_dict(parse_key_values(train_values, '--train-set')).to_dict()
-    except (TrainingInputError, TypeError) as exception:
-        raise click.BadParameter(str(exception), param_hint='--train-set') from exception
+    training = validated_settings(
+        TrainingSettings, TrainingInputError, train_values, what='training', set_option='--train-set'
+    )
     profile_settings = get_settings()
     codes = profile_settings.get('codes') or {}
     if not {'pw', 'ph'} <= set(codes):

@@ -13,26 +13,14 @@ from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_model_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
 
 
 def build_md_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
     """``base`` (a run being continued), then ``--set`` pairs, then explicit options; validated by ``MDSettings``."""
     from ionfield.models.md.settings import MDInputError, MDSettings
 
-    settings = dict(base or {})
-    pairs = parse_key_values(values, '--set')
-    settings.update(pairs)
-    for key, value in options.items():
-        if value is None:
-            continue
-        if key in pairs:
-            raise click.UsageError(f'`{key}` is given both by an option and by --set {key}=...')
-        settings[key] = list(value) if isinstance(value, tuple) else value
-    try:
-        return MDSettings.from_dict(settings).to_dict()
-    except (MDInputError, TypeError) as exception:
-        raise click.BadParameter(str(exception), param_hint='MD settings') from exception
+    return validated_settings(MDSettings, MDInputError, values, base, what='MD', **options)
 
 
 def _previous_run(identifier: str):

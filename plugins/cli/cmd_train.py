@@ -14,7 +14,7 @@ import click
 from .cmd_check import wait_for
 from .cmd_dataset import load_dataset_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values, validated_settings
 
 DEFAULT_TRAIN_CODE = 'ionfield-train@localhost'
 SIZES = ('small', 'medium', 'large')
@@ -38,17 +38,7 @@ def build_settings(values: tuple[str, ...], **options) -> dict:
     """The ``--set`` pairs plus the options that were given, validated by ``TrainingSettings``."""
     from ionfield.models.training import TrainingInputError, TrainingSettings
 
-    settings = parse_key_values(values, '--set')
-    for key, value in options.items():
-        if value is None:
-            continue
-        if key in settings:
-            raise click.UsageError(f'`{key}` is given both by an option and by --set {key}=...')
-        settings[key] = value
-    try:
-        return TrainingSettings.from_dict(settings).to_dict()
-    except (TrainingInputError, TypeError) as exception:
-        raise click.BadParameter(str(exception), param_hint='training settings') from exception
+    return validated_settings(TrainingSettings, TrainingInputError, values, what='training', **options)
 
 
 def load_train_code(label: str | None):

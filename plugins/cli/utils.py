@@ -45,6 +45,36 @@ def parse_key_values(values: tuple[str, ...], param_hint: str) -> dict:
     return result
 
 
+def validated_settings(
+    settings_class,
+    error_class,
+    values: tuple[str, ...],
+    base: dict | None = None,
+    *,
+    what: str,
+    set_option: str = '--set',
+    **options,
+) -> dict:
+    """``base``, then the ``KEY=VALUE`` pairs of ``set_option``, then the options that were given, as a dict
+    validated by ``settings_class.from_dict``: a refused value is a usage error, so nothing is submitted.
+
+    An option also given as a pair is a usage error; tuples (``nargs``/``multiple`` options) become lists.
+    """
+    settings = dict(base or {})
+    pairs = parse_key_values(values, set_option)
+    settings.update(pairs)
+    for key, value in options.items():
+        if value is None or value == ():
+            continue
+        if key in pairs:
+            raise click.UsageError(f'`{key}` is given both by an option and by {set_option} {key}=...')
+        settings[key] = list(value) if isinstance(value, tuple) else value
+    try:
+        return settings_class.from_dict(settings).to_dict()
+    except (error_class, TypeError) as exception:
+        raise click.BadParameter(str(exception), param_hint=f'{what} settings') from exception
+
+
 def load_runner_code(label: str | None, script: str, plugin: str):
     """The code running ``script``: ``label``, else the one ``ionfield setup`` recorded, else ``script@localhost``."""
     from aiida import orm

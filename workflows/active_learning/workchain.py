@@ -24,8 +24,6 @@ successes stays above ``min_md_success_fraction`` / ``min_label_success_fraction
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
@@ -36,6 +34,7 @@ from ionfield.models.active.settings import ActiveLearningInputError, ActiveLear
 from ionfield.models.active.trust import TrustLevels
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.structure_checks import analyse_structure
+from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import CommitteeData
 from ionfield.workflows.committee import CommitteeWorkChain
@@ -56,14 +55,7 @@ def _settings(inputs) -> ActiveLearningSettings:
     return ActiveLearningSettings.from_dict(inputs['settings'].get_dict() if 'settings' in inputs else {})
 
 
-def validate_settings(value, _ctx=None):
-    if value is None:
-        return None
-    try:
-        ActiveLearningSettings.from_dict(value.get_dict())
-    except ActiveLearningInputError as exc:
-        return str(exc)
-    return None
+validate_settings = settings_validator(ActiveLearningSettings, ActiveLearningInputError, 'active-learning')
 
 
 def labelling_problem(structure: orm.StructureData, label_inputs) -> str | None:
@@ -111,7 +103,7 @@ def validate_inputs(inputs, _ctx=None):
         return 'the exploration grid has non-zero fields but the committee is trained without Born charges (bec)'
     try:
         for temperature, field in settings.grid:
-            MDSettings.from_dict(_md_settings(settings, TrustLevels(**settings.trust.to_dict()), temperature, field, 0))
+            MDSettings.from_dict(_md_settings(settings, settings.trust, temperature, field, 0))
     except MDInputError as exc:
         return f'the exploration MD settings are invalid: {exc}'
     if 'dataset' in inputs:
@@ -359,9 +351,7 @@ class ActiveLearningWorkChain(WorkChain):
             self.report(f'initial data capped at the label budget: {len(keep)} of {len(structures)} structures')
             structures = {key: structures[key] for key in keep}
         self.ctx.to_label = structures
-        self.ctx.label_deviations = {}
         self.ctx.label_stage = 'initial'
-        self.ctx.started = time.time()
 
     # --- labelling ------------------------------------------------------------------------------------
 
@@ -565,7 +555,6 @@ class ActiveLearningWorkChain(WorkChain):
             'species': sorted(self.ctx.committee.species),
             'prefix': f'iter_{self.ctx.iteration:02d}',
         }
-        started = time.time()
         try:
             outputs, node = select_frames.run_get_node(
                 orm.Dict(parameters),
@@ -577,7 +566,7 @@ class ActiveLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_SELECTION.format(iteration=self.ctx.iteration, message=str(exc))
         record = outputs['record'].get_dict()
         self.ctx.label_stage = f'iter_{self.ctx.iteration:02d}'
-        self.ctx.current['select_s'] = time.time() - started
+        self.ctx.current['select_s'] = _span([node])
         self.ctx.current['selection'] = {key: record[key] for key in ('counts', 'shares', 'n_frames')}
         self.ctx.current['trust'] = self.ctx.trust.to_dict()
         self.ctx.current['selection_pk'] = node.pk
