@@ -3,7 +3,7 @@
 A small active-learning campaign on alpha-Li3N through the daemon: the structure check, then
 ``ActiveLearningWorkChain`` with QE (``fast`` protocol) labels, a 2-member committee with a
 Born-charge head, and field-MD exploration at two temperatures with and without a field. It prints
-the report of every iteration and fails loudly if a step does not finish. About 25 minutes on 2 cores
+the report of every iteration and fails loudly if a step does not finish. About 20-25 minutes on 2 cores
 with the defaults; ``--max-iterations 1 --bec-fraction 0`` is the short version CI runs.
 """
 

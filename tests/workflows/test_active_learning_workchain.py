@@ -264,6 +264,21 @@ def test_restart_continues_after_a_finished_iteration_with_every_label(campaign)
         restart_builder(first.outputs.dataset.creator)
 
 
+@calcfunction
+def broken_calibration(committee, dataset, deviations, trust) -> orm.Dict:
+    raise ValueError('the models cannot be loaded')
+
+
+def test_a_failed_calibration_is_reported_and_the_campaign_goes_on(campaign, monkeypatch):
+    inputs = campaign(max_iterations=1)
+    monkeypatch.setattr(al, 'calibrate_committee', broken_calibration)
+    _, node = run_get_node(MockedActiveLearningWorkChain, **inputs)
+    assert node.is_finished_ok, node.exit_message
+    entry = node.outputs.history.get_list()[0]
+    assert 'the models cannot be loaded' in entry['calibration']['error']
+    assert node.outputs.dataset.n_frames == 6  # the labels of the iteration are kept
+
+
 def test_a_failed_md_run_is_recorded_and_the_iteration_goes_on(campaign):
     FAIL_MD_TASKS.add('li3n_T300_E1')
     _, node = run_get_node(MockedActiveLearningWorkChain, **campaign(max_iterations=1))

@@ -604,13 +604,18 @@ class ActiveLearningWorkChain(WorkChain):
         if self.ctx.new_labels is None:
             return None
         deviations = [self.ctx.label_deviations.get(key, {}) for key in self.ctx.new_label_order]
-        result = calibrate_committee(
-            self.ctx.committee,
-            self.ctx.new_labels,
-            orm.List(deviations),
-            orm.Dict(self.ctx.trust.to_dict()),
-            metadata={'call_link_label': f'calibrate_iter_{self.ctx.iteration:02d}'},
-        ).get_dict()
+        try:
+            result = calibrate_committee(
+                self.ctx.committee,
+                self.ctx.new_labels,
+                orm.List(deviations),
+                orm.Dict(self.ctx.trust.to_dict()),
+                metadata={'call_link_label': f'calibrate_iter_{self.ctx.iteration:02d}'},
+            ).get_dict()
+        except Exception as exc:  # noqa: BLE001 - a diagnostic: the labels are merged already, the loop goes on
+            self.report(f'iteration {self.ctx.iteration}: calibration failed, trust levels kept: {exc}')
+            self.ctx.current['calibration'] = {'error': str(exc)}
+            return None
         self.ctx.current['calibration'] = {key: result[key] for key in ('force', 'bec', 'suggested')}
         force, bec = result['force'], result['bec']
         self.report(
