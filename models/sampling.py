@@ -57,6 +57,24 @@ IntMatrix = int | Sequence[int] | Sequence[Sequence[int]] | np.ndarray
 StrainLike = float | Sequence[float] | Sequence[Sequence[float]] | np.ndarray
 
 
+def remove_atoms(atoms: Atoms, species: str, count: int = 1) -> Atoms:
+    """Return ``atoms`` without the first ``count`` atoms of ``species`` (vacancies).
+
+    A perfect crystal has no carriers for vacancy hops (Li3N conducts through Li vacancies), so MD
+    of transport usually starts from a supercell with one or a few vacancies. The first atoms are
+    taken so the result is reproducible; ``info['vacancies']`` records what was removed.
+    """
+    indices = [atom.index for atom in atoms if atom.symbol == species]
+    if count < 1:
+        raise ValueError(f'the number of vacancies must be >= 1, got {count}')
+    if len(indices) <= count:
+        raise ValueError(f'cannot remove {count} {species}: the structure has {len(indices)}')
+    removed = indices[:count]
+    result = atoms[[i for i in range(len(atoms)) if i not in set(removed)]]
+    result.info = {**_derived_info(atoms), 'vacancies': {'species': species, 'indices': removed}}
+    return result
+
+
 def make_supercell(atoms: Atoms, matrix: IntMatrix) -> Atoms:
     """Return the supercell whose lattice vectors are ``matrix @ atoms.cell`` (rows are lattice vectors).
 

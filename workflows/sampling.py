@@ -53,6 +53,16 @@ def make_supercell(structure: orm.StructureData, matrix: orm.List) -> orm.Struct
 
 
 @calcfunction
+def make_vacancies(structure: orm.StructureData, species: orm.Str, count: orm.Int) -> orm.StructureData | ExitCode:
+    """Return ``structure`` without its first ``count`` atoms of ``species`` (vacancies for transport MD)."""
+    try:
+        atoms = sampling.remove_atoms(structure.get_ase(), species.value, count.value)
+    except ValueError as exception:
+        return EXIT_INVALID_SAMPLING_PARAMETERS.format(detail=str(exception))
+    return _structure(atoms, f'{_base_label(structure)} {count.value} {species.value} vacancy')
+
+
+@calcfunction
 def rattle_structure(
     structure: orm.StructureData, stdev: orm.Float, seed: orm.Int, count: orm.Int
 ) -> dict[str, orm.StructureData] | ExitCode:

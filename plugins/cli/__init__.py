@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (register the subcommands)
     cmd_al,
+    cmd_campaign,
     cmd_check,
     cmd_dataset,
     cmd_doctor,

@@ -1,0 +1,224 @@
+"""``ionfield campaign run|report|analyse``: transport campaigns and their analysis.
+
+``run`` builds ``CampaignSettings`` from the options (validated here: a field in the wrong unit, an
+unknown Z* mode or an equilibration longer than the run is a usage error and nothing is submitted)
+and submits ``TransportCampaignWorkChain``. ``report`` writes the HTML report (and figures) of a
+finished campaign, or rebuilds them from the conditions analysed so far. ``analyse`` runs the same
+analysis on trajectory files, no AiiDA needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .cmd_check import wait_for
+from .cmd_label import build_structures, parse_mesh
+from .cmd_train import load_model_node
+from .root import cli
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
+
+
+@cli.group('campaign')
+def cmd_campaign():
+    """Transport campaigns: field MD over T x E x replicas, then D*, conductivity, Arrhenius, drift."""
+
+
+def build_campaign_settings(values: tuple[str, ...], **options) -> dict:
+    from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
+
+    return validated_settings(CampaignSettings, CampaignInputError, values, None, what='campaign', **options)
+
+
+@cmd_campaign.command('run')
+@click.argument('structures', nargs=-1, required=True, metavar='STRUCTURE...')
+@click.option('--model', 'model_id', required=True, help='ModelData or CommitteeData (pk/UUID, or a process).')
+@click.option('--supercell', default=None, metavar='NxMxK', help='Run supercells of the structures, e.g. 3x3x3.')
+@click.option('--vacancies', default=None, metavar='SPECIES[:N]', help='Remove N (default 1) atoms, e.g. Li:1.')
+@click.option('-T', '--temperature', 'temperatures_K', multiple=True, type=float, help='K (repeatable).')
+@click.option(
+    '-E', '--field', 'fields', multiple=True, nargs=3, type=float, metavar='EX EY EZ', help='V/Å (repeatable).'
+)
+@click.option('--bec-mode', 'bec_modes', multiple=True, type=click.Choice(['full', 'diagonal', 'field_axis']))
+@click.option('--replicas', type=click.IntRange(1), default=None, help='Independent runs per condition.')
+@click.option('--steps', type=click.IntRange(10), default=None)
+@click.option('--timestep', 'timestep_fs', type=float, default=None, help='fs.')
+@click.option('--equilibration', 'equilibration_fs', type=float, default=None, help='fs dropped before analysis.')
+@click.option('--seed', type=click.IntRange(0), default=None)
+@click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any campaign setting (YAML values).')
+@click.option('--code', 'code_label', default=None, help='ionfield-md code (default: the one `ionfield setup` made).')
+@click.option('--walltime', default=3600, show_default=True, type=click.IntRange(60), help='Seconds per MD run.')
+@click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds, then write the report.')
+@click.option('-o', '--output', default=None, type=click.Path(path_type=Path), help='Report folder (with --wait).')
+@PROFILE_OPTION
+def campaign_run(
+    structures, model_id, supercell, vacancies, values, code_label, walltime, wait_s, output, profile, **options
+):
+    """Run a transport campaign on STRUCTURE... (files or reference names such as alpha-Li3N).
+
+    \b
+    ionfield campaign run alpha-Li3N --supercell 3x3x3 --vacancies Li --model 12 \\
+        -T 500 -T 600 -T 700 -E 0 0 0 -E 0 0 0.1 --bec-mode full --bec-mode diagonal --steps 20000
+    """
+    from aiida import orm
+    from aiida.engine import submit
+
+    from ionfield.models.transport.settings import CampaignSettings
+    from ionfield.plugins.data.model import CommitteeData
+    from ionfield.workflows.campaign.workchain import TransportCampaignWorkChain, validate_inputs
+
+    load_profile_or_fail(profile)
+    settings = build_campaign_settings(values, **options)
+    model = load_model_node(model_id, committee=True, param_hint='--model')
+    built = build_structures(list(structures), parse_mesh(supercell), 0, 0.0, 0)
+    if vacancies:
+        built = {key: _with_vacancies(structure, vacancies) for key, structure in built.items()}
+    inputs = {
+        'structures': built,
+        'committee' if isinstance(model, CommitteeData) else 'model': model,
+        'settings': orm.Dict(settings),
+        'md': {
+            'code': load_runner_code(code_label, 'ionfield-md', 'ionfield.md'),
+            'options': orm.Dict({'max_wallclock_seconds': walltime}),
+        },
+    }
+    problem = validate_inputs(inputs)
+    if problem:
+        raise click.UsageError(problem)
+    if not any(not any(field) for field in settings['fields']):
+        click.secho('warning: no E = 0 control among the fields: no Arrhenius fit, no enhancement ratio', fg='yellow')
+    node = submit(TransportCampaignWorkChain, **inputs)
+    runs = len(built) * len(CampaignSettings.from_dict(settings).runs()) * settings['replicas']
+    click.echo(f'submitted TransportCampaignWorkChain<{node.pk}> ({runs} MD runs)')
+    if wait_s > 0:
+        if not wait_for([node], wait_s):
+            raise click.ClickException(f'TransportCampaignWorkChain<{node.pk}> still running after {wait_s:g} s')
+        _write_report(node, output or Path(f'campaign_{node.pk}'))
+        if not node.is_finished_ok:
+            raise click.ClickException(f'campaign {node.pk} finished [{node.exit_status}] {node.exit_message}')
+
+
+def _with_vacancies(structure, spec: str):
+    from aiida import orm
+
+    from ionfield.workflows.sampling import make_vacancies
+
+    species, _, count = spec.partition(':')
+    try:
+        count = int(count or 1)
+    except ValueError:
+        raise click.BadParameter(f'`{spec}` is not SPECIES[:N]', param_hint='--vacancies') from None
+    result, node = make_vacancies.run_get_node(structure=structure, species=orm.Str(species), count=orm.Int(count))
+    if not node.is_finished_ok:
+        raise click.BadParameter(node.exit_message, param_hint='--vacancies')
+    return result
+
+
+def _campaign_node(identifier: str):
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='PK') from exception
+    if node.process_type != 'aiida.workflows:ionfield.campaign':
+        raise click.BadParameter(f'node {node.pk} is not a TransportCampaignWorkChain', param_hint='PK')
+    return node
+
+
+def _write_report(node, folder: Path) -> Path:
+    """The stored report and figures; for an unfinished or failed campaign, rebuilt from its analyses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = node.outputs
+    if 'report' in outputs:
+        (folder / 'report.html').write_bytes(outputs.report.get_content(mode='rb'))
+        for name in outputs.plots:
+            (folder / f'{name}.png').write_bytes(outputs.plots[name].get_content(mode='rb'))
+        summary = outputs.summary.get_dict()
+    else:
+        summary = _rebuild_report(node, folder)
+    click.echo(f'report: {folder / "report.html"}')
+    for warning in summary['warnings']:
+        click.secho(f'warning: {warning}', fg='yellow')
+    return folder / 'report.html'
+
+
+def _rebuild_report(node, folder: Path) -> dict:
+    from aiida import orm
+
+    from ionfield.models.transport.campaign import summarise_campaign
+    from ionfield.models.transport.plots import campaign_plots
+    from ionfield.models.transport.report import html_report
+    from ionfield.workflows.campaign.functions import curves_of
+
+    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={'id': node.pk}, tag='campaign')
+    query.append(orm.CalcFunctionNode, with_incoming='campaign', filters={'label': 'analyse_replicas'}, tag='analysis')
+    query.append(orm.Dict, with_incoming='analysis', edge_filters={'label': 'result'}, project='*', tag='result')
+    conditions, curves = [], {}
+    for (result,) in query.all():
+        calc = result.creator
+        conditions.append(result.get_dict())
+        curves[result['key']] = curves_of(calc.outputs.curves)
+    if not conditions:
+        raise click.ClickException(f'campaign {node.pk} has no analysed condition yet (state: {node.process_state})')
+    summary = summarise_campaign(conditions)
+    summary['warnings'].insert(0, f'campaign {node.pk} is not finished ok ({node.process_state}); partial report')
+    paths = campaign_plots(summary, conditions, curves, folder)
+    title = f'Transport campaign {node.uuid[:8]} (partial)'
+    html = html_report(summary, conditions, {p.stem: p.read_bytes() for p in paths}, title=title)
+    (folder / 'report.html').write_text(html, encoding='utf-8')
+    return summary
+
+
+@cmd_campaign.command('report')
+@click.argument('pk', metavar='PK')
+@click.option('-o', '--output', default=None, type=click.Path(path_type=Path), help='Folder (default campaign_PK).')
+@PROFILE_OPTION
+def campaign_report(pk, output, profile):
+    """Write the HTML report and PNG figures of campaign PK (partial if it has not finished)."""
+    load_profile_or_fail(profile)
+    node = _campaign_node(pk)
+    _write_report(node, output or Path(f'campaign_{node.pk}'))
+
+
+@cmd_campaign.command('analyse')
+@click.argument('trajectories', nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option('-T', '--temperature', 'temperature_K', type=float, required=True, help='K of the runs.')
+@click.option('-E', '--field', nargs=3, type=float, default=(0.0, 0.0, 0.0), metavar='EX EY EZ', help='V/Å.')
+@click.option('--bec-mode', default='full', type=click.Choice(['full', 'diagonal', 'field_axis']))
+@click.option(
+    '--set', 'values', multiple=True, metavar='KEY=VALUE', help='Analysis option, e.g. equilibration_fs=2000.'
+)
+@click.option('-o', '--output', default=Path('analysis'), type=click.Path(path_type=Path), help='Folder.')
+def campaign_analyse(trajectories, temperature_K, field, bec_mode, values, output):
+    """Analyse TRAJECTORIES (replicas of one condition: ionfield-md .h5 or .xyz files) without AiiDA."""
+    import json
+
+    from ionfield.models.md.trajectory import TrajectoryFileError, read_trajectory
+    from ionfield.models.transport.campaign import summarise_campaign
+    from ionfield.models.transport.condition import analyse_condition
+    from ionfield.models.transport.plots import campaign_plots
+    from ionfield.models.transport.replicas import AnalysisOptions, TransportInputError
+    from ionfield.models.transport.report import html_report
+
+    options = validated_settings(AnalysisOptions, TransportInputError, values, None, what='analysis')
+    try:
+        runs = [read_trajectory(path) for path in trajectories]
+        result = analyse_condition(runs, temperature_K, field, bec_mode, AnalysisOptions.from_dict(options))
+    except (TrajectoryFileError, TransportInputError) as exception:
+        raise click.ClickException(str(exception)) from exception
+    output.mkdir(parents=True, exist_ok=True)
+    summary = summarise_campaign([result.summary])
+    paths = campaign_plots(summary, [result.summary], {result.summary['key']: result.curves}, output)
+    (output / 'condition.json').write_text(json.dumps(result.summary, indent=1))
+    html = html_report(summary, [result.summary], {p.stem: p.read_bytes() for p in paths}, title='Trajectory analysis')
+    (output / 'report.html').write_text(html, encoding='utf-8')
+    for species, values_ in result.summary['species'].items():
+        d = values_['D']['xyz']
+        number = f'{d["mean"]:.3g} ± {d["std"]:.2g} cm²/s' if d['status'] == 'ok' else f'not fitted: {d["reason"]}'
+        click.echo(f'{species}: D* = {number}')
+    for warning in summary['warnings']:
+        click.secho(f'warning: {warning}', fg='yellow')
+    click.echo(f'report: {output / "report.html"}')

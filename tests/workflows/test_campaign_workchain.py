@@ -1,0 +1,177 @@
+"""``TransportCampaignWorkChain`` with the MD mocked: the real grid, bookkeeping, analysis calcfunctions
+and report; ``FakeMD`` writes Brownian trajectories whose D grows with T and whose Li drift follows
+the field (half as much with the diagonal Z*), so the analysis has known answers."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import WorkChain, calcfunction, run_get_node
+from aiida.plugins import CalculationFactory
+
+from ionfield.models.md.trajectory import H5TrajectoryWriter
+from ionfield.models.reference_structures import alpha_li3n
+from ionfield.plugins.data.model import ModelData
+from ionfield.plugins.data.trajectory import MDTrajectoryData
+from ionfield.workflows.campaign.workchain import TransportCampaignWorkChain, validate_inputs
+
+from ..models.transport_synthetic import brownian
+from .test_active_learning_workchain import dummy_package
+
+MDCalculation = CalculationFactory('ionfield.md')
+FAIL: set[str] = set()
+"""Call link labels whose fake MD fails."""
+
+
+@calcfunction
+def fake_md(structure, settings) -> dict:
+    values = settings.get_dict()
+    d = 1e-5 * np.exp(-0.25 / 8.617e-5 * (1 / values['temperature_K'] - 1 / 600))
+    share = 0.5 if values['bec_mode'] == 'diagonal' else 1.0
+    drift = 2e-3 * np.asarray(values['field']) * share
+    frames = values['steps'] // values['trajectory_every'] + 1
+    trajectory = brownian(values['seed'], d_cm2_s=(d, d, d), drift_A_fs=drift, frames=frames, frame_fs=10.0)
+    atoms = structure.get_ase()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / 'trajectory.h5'
+        writer = H5TrajectoryWriter(path, trajectory.atoms(0))
+        for index in range(len(trajectory)):
+            writer.append(int(trajectory.steps[index]), float(trajectory.times_fs[index]), trajectory.atoms(index))
+        writer.close()
+        node = MDTrajectoryData(path, field=values['field'], timestep_fs=values['timestep_fs'])
+    return {'trajectory': node, 'summary': orm.Dict({'natoms_structure': len(atoms)})}
+
+
+class FakeMD(WorkChain):
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(MDCalculation, exclude=('metadata',), namespace_options={'validator': None})
+        spec.outline(cls.fake)
+        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
+        spec.output('summary', valid_type=orm.Dict, required=False)
+        spec.exit_code(502, 'ERROR_MD_FAILED', message='fake failure')
+
+    def fake(self):
+        if self.node.label in FAIL:
+            return self.exit_codes.ERROR_MD_FAILED
+        self.out_many(fake_md(self.inputs.structure, self.inputs.settings))
+        return None
+
+
+class MockedCampaign(TransportCampaignWorkChain):
+    def submit(self, process, inputs=None, **kwargs):
+        if process is MDCalculation:
+            label = kwargs['metadata']['call_link_label']
+            kwargs['metadata'] = {'call_link_label': label, 'label': label}
+            return super().submit(FakeMD, **kwargs)
+        return super().submit(process, inputs, **kwargs)
+
+
+def model(species=('Li', 'N'), has_bec=True) -> ModelData:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / 'model.nequip.zip'
+        path.write_bytes(dummy_package())
+        return ModelData(path, species=list(species), r_max=4.0, has_bec=has_bec, dataset_uuid='', seed=0).store()
+
+
+@pytest.fixture
+def inputs(aiida_profile, md_code):
+    FAIL.clear()
+
+    def build(**settings):
+        values = {
+            'temperatures_K': [500, 600, 700],
+            'fields': [[0, 0, 0], [0, 0, 0.1]],
+            'bec_modes': ['full', 'diagonal'],
+            'replicas': 2,
+            'steps': 8000,
+            'trajectory_every': 10,
+            'equilibration_fs': 100,
+            'analysis': {'n_samples': 100, 'n_intervals': 30},
+            **settings,
+        }
+        return {
+            'structures': {'li3n': orm.StructureData(ase=alpha_li3n())},
+            'model': model(),
+            'settings': orm.Dict(values),
+            'md': {'code': md_code},
+        }
+
+    return build
+
+
+def test_campaign_runs_the_grid_and_reports(inputs):
+    _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[500, 700], fields=[[0, 0, 0], [0, 0, 0.1]]))
+    assert node.is_finished_ok, node.exit_message
+    analysis = node.outputs.analysis
+    # 2 T x (E = 0, E = 0.1 full, E = 0.1 diagonal)
+    assert len(analysis) == 6
+    assert set(node.outputs.msd) == set(analysis)
+    summary = node.outputs.summary.get_dict()
+    xyz = next(e for e in summary['arrhenius'] if e['direction'] == 'xyz')
+    assert xyz['fit']['status'] == 'ok'
+    assert xyz['fit']['activation_energy_eV'] == pytest.approx(0.25, abs=0.12)
+    ablation = summary['ablation']
+    assert len(ablation) == 2 and all(a['drift_along_ratio_to_full'] == pytest.approx(0.5, abs=0.15) for a in ablation)
+    html = node.outputs.report.get_content()
+    assert 'Arrhenius (E = 0)' in html and html.count('data:image/png') == len(node.outputs.plots)
+    assert set(node.outputs.plots) == {'msd_li3n_Li', 'arrhenius', 'drift_vs_field'}
+    # provenance: each analysis was made from the MD trajectories of its replicas
+    calc = analysis['li3n_T500_E0_0_0p1_diagonal'].creator
+    sources = {
+        link.node.creator.caller.label for link in calc.base.links.get_incoming(node_class=MDTrajectoryData).all()
+    }
+    assert sources == {'md_li3n_T500_E0_0_0p1_diagonal_r0', 'md_li3n_T500_E0_0_0p1_diagonal_r1'}
+
+
+def test_failed_runs_are_recorded_and_the_rest_analysed(inputs):
+    FAIL.update({'md_li3n_T600_E0_0_0p1_full_r0', 'md_li3n_T600_E0_0_0p1_full_r1', 'md_li3n_T600_E0_0_0_full_r1'})
+    _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[600], bec_modes=['full'], min_success_fraction=0.0))
+    assert node.is_finished_ok, node.exit_message
+    summary = node.outputs.summary.get_dict()
+    assert len(summary['failures']) == 3
+    assert 'li3n_T600_E0_0_0p1_full' not in node.outputs.analysis
+    assert node.outputs.analysis['li3n_T600_E0_0_0_full']['n_replicas'] == 1
+
+
+def test_too_many_failures_exit_with_everything_kept(inputs):
+    FAIL.update({'md_li3n_T600_E0_0_0p1_full_r0', 'md_li3n_T600_E0_0_0p1_full_r1', 'md_li3n_T600_E0_0_0_full_r1'})
+    _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[600], bec_modes=['full'], min_success_fraction=0.5))
+    assert node.exit_status == 702, node.exit_message
+    assert '3 of 4 MD runs failed' in node.exit_message
+    assert 'report' in node.outputs and 'li3n_T600_E0_0_0_full' in node.outputs.analysis
+
+
+def test_all_runs_failing_is_an_exit_code(inputs):
+    FAIL.update({'md_li3n_T600_E0_0_0_full_r0'})
+    _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[600], fields=[[0, 0, 0]], replicas=1))
+    assert node.exit_status == 701
+    assert 'md_li3n_T600_E0_0_0_full_r0' in node.exit_message or 'li3n_T600_E0_0_0_full_r0' in node.exit_message
+
+
+def test_a_too_short_run_is_reported_not_fitted(inputs):
+    _, node = run_get_node(
+        MockedCampaign,
+        **inputs(temperatures_K=[600], fields=[[0, 0, 0]], steps=300, equilibration_fs=0, replicas=1),
+    )
+    assert node.is_finished_ok, node.exit_message
+    result = node.outputs.analysis['li3n_T600_E0_0_0_full'].get_dict()
+    assert result['species']['Li']['diffusive'] is False
+    warnings = node.outputs.summary['warnings']
+    assert any('too short or too cold' in w for w in warnings)
+    assert 'not fitted' in node.outputs.report.get_content()
+
+
+def test_bad_inputs_are_refused_before_anything_runs(inputs):
+    values = inputs()
+    assert validate_inputs({**values, 'model': model(species=('Li',))}).startswith('structure `li3n` has species')
+    assert 'no Born-charge head' in validate_inputs({**values, 'model': model(has_bec=False)})
+    both = {**values, 'committee': orm.Str('x')}
+    assert validate_inputs(both) == 'give exactly one of `model` and `committee`'
+    port = TransportCampaignWorkChain.spec().inputs['settings']
+    assert 'temperatures_K has duplicates' in port.validate(orm.Dict({'temperatures_K': [5, 5]})).message

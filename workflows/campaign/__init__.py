@@ -1,0 +1,1 @@
+"""Transport campaigns: production field MD over a grid, analysed with provenance."""
