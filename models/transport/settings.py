@@ -49,6 +49,8 @@ class CampaignSettings:
             raise CampaignInputError(f'unknown campaign setting(s) {unknown}; known: {sorted(known)}')
         settings = cls(**values)
         settings.validate()
+        settings.fields = [parse_field(field).tolist() for field in settings.fields]
+        settings.temperatures_K = [float(t) for t in settings.temperatures_K]
         return settings
 
     def to_dict(self) -> dict[str, Any]:
