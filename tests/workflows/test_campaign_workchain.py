@@ -175,3 +175,43 @@ def test_bad_inputs_are_refused_before_anything_runs(inputs):
     assert validate_inputs(both) == 'give exactly one of `model` and `committee`'
     port = TransportCampaignWorkChain.spec().inputs['settings']
     assert 'temperatures_K has duplicates' in port.validate(orm.Dict({'temperatures_K': [5, 5]})).message
+
+
+@pytest.mark.slow
+def test_real_campaign_with_a_trained_model(aiida_profile, md_code, trained_members):
+    """Real ``ionfield-md`` runs with a trained model: the whole chain from MD to the HTML report."""
+    from ase.build import make_supercell
+
+    _, runs = trained_members
+    model = ModelData(runs[0][1] / 'model.nequip.zip', species=['Li', 'N'], r_max=4.5, has_bec=True).store()
+    atoms = make_supercell(alpha_li3n(), np.diag([2, 2, 2]))
+    del atoms[[a.index for a in atoms if a.symbol == 'Li'][0]]
+    settings = {
+        'temperatures_K': [600, 800],
+        'fields': [[0, 0, 0], [0.1, 0, 0]],
+        'replicas': 1,
+        'steps': 400,
+        'trajectory_every': 5,
+        'equilibration_fs': 50,
+        'md_overrides': {'min_distance': 0.3},
+        'analysis': {'n_samples': 100, 'n_intervals': 20},
+        'min_success_fraction': 0.0,
+    }
+    _, node = run_get_node(
+        TransportCampaignWorkChain,
+        structures={'li3n': orm.StructureData(ase=atoms)},
+        model=model,
+        settings=orm.Dict(settings),
+        md={'code': md_code},
+    )
+    assert node.is_finished_ok, node.exit_message
+    summary = node.outputs.summary.get_dict()
+    analysed = set(node.outputs.analysis)
+    assert len(analysed) + len(summary['failures']) >= 4
+    for key in analysed:
+        result = node.outputs.analysis[key].get_dict()
+        assert result['natoms'] == 31 and result['frame_fs'] == 5.0
+        li = result['species']['Li']
+        # 0.4 ps of a synthetic-data model: diffusive or not, the analysis must say which
+        assert li['diffusive'] or 'not_diffusive' == li['D']['xyz']['status']
+    assert 'Conditions' in node.outputs.report.get_content()
