@@ -7,8 +7,9 @@ Every random choice (rattles, strains, which frames get Born charges, the select
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
+
+from ionfield.models.values import is_integer, is_number
 
 from .trust import TrustLevels, TrustLevelsError
 
@@ -81,21 +82,21 @@ class ActiveLearningSettings:
     def validate(self) -> None:
         problems = []
         for name in ('initial_rattles', 'initial_strains'):
-            if not _integer(getattr(self, name), 0):
+            if not is_integer(getattr(self, name), 0):
                 problems.append(f'{name} must be a non-negative integer, got {getattr(self, name)!r}')
-        if not _integer(self.seed, 0):
+        if not is_integer(self.seed, 0):
             problems.append(f'seed must be a non-negative integer, got {self.seed!r}')
         for name in ('md_steps', 'md_sample_every', 'max_iterations', 'converged_iterations'):
-            if not _integer(getattr(self, name), 1):
+            if not is_integer(getattr(self, name), 1):
                 problems.append(f'{name} must be a positive integer, got {getattr(self, name)!r}')
-        if not _integer(self.max_selected, 1):
+        if not is_integer(self.max_selected, 1):
             problems.append(
                 f'max_selected must be at least 1 (a budget of zero labels nothing), got {self.max_selected!r}'
             )
-        if self.max_labels is not None and not _integer(self.max_labels, 1):
+        if self.max_labels is not None and not is_integer(self.max_labels, 1):
             problems.append(f'max_labels must be a positive integer or null (no limit), got {self.max_labels!r}')
         for name in ('rattle_stdev', 'max_strain'):
-            if not (_number(getattr(self, name)) and getattr(self, name) >= 0):
+            if not (is_number(getattr(self, name)) and getattr(self, name) >= 0):
                 problems.append(f'{name} must be >= 0, got {getattr(self, name)!r}')
         for name in (
             'initial_bec_fraction',
@@ -104,21 +105,21 @@ class ActiveLearningSettings:
             'min_md_success_fraction',
             'min_label_success_fraction',
         ):
-            if not (_number(getattr(self, name)) and 0 <= getattr(self, name) <= 1):
+            if not (is_number(getattr(self, name)) and 0 <= getattr(self, name) <= 1):
                 problems.append(f'{name} must be in [0, 1], got {getattr(self, name)!r}')
-        if not (_number(self.md_timestep_fs) and 0 < self.md_timestep_fs <= 10):
+        if not (is_number(self.md_timestep_fs) and 0 < self.md_timestep_fs <= 10):
             problems.append(f'md_timestep_fs must be in (0, 10], got {self.md_timestep_fs!r}')
-        if not (_number(self.md_stop_factor) and self.md_stop_factor >= 1):
+        if not (is_number(self.md_stop_factor) and self.md_stop_factor >= 1):
             problems.append(
                 f'md_stop_factor must be >= 1 (runs stop above factor x upper trust level), got {self.md_stop_factor!r}'
             )
         if not isinstance(self.temperatures_K, (list, tuple)) or not self.temperatures_K:
             problems.append('the exploration grid is empty: give at least one temperature in temperatures_K')
-        elif not all(_number(t) and t > 0 for t in self.temperatures_K):
+        elif not all(is_number(t) and t > 0 for t in self.temperatures_K):
             problems.append(f'temperatures_K must be positive numbers, got {self.temperatures_K!r}')
         if not isinstance(self.fields, (list, tuple)) or not self.fields:
             problems.append('the exploration grid is empty: give at least one field in fields (e.g. [[0, 0, 0]])')
-        elif not all(isinstance(f, (list, tuple)) and len(f) == 3 and all(_number(x) for x in f) for f in self.fields):
+        elif not all(_vector(f) for f in self.fields):
             problems.append(f'fields must be a list of 3-vectors in V/Å, got {self.fields!r}')
         if not isinstance(self.md_overrides, dict):
             problems.append(f'md_overrides must be a dict of MD settings, got {self.md_overrides!r}')
@@ -133,7 +134,7 @@ class ActiveLearningSettings:
             value = getattr(self, name)
             if value is None and name == 'bec_trust':
                 continue
-            if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(x) for x in value)):
+            if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(x) for x in value)):
                 problems.append(f'{name} must be [lower, upper], got {value!r}')
         if not problems:
             try:
@@ -144,9 +145,5 @@ class ActiveLearningSettings:
             raise ActiveLearningInputError('; '.join(problems))
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+def _vector(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(is_number(x) for x in value)

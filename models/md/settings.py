@@ -7,8 +7,9 @@ comes from ``seed``, so a run is reproducible on the same machine and software.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
+
+from ionfield.models.values import is_integer, is_number
 
 from .field import BEC_MODES, FieldInputError, parse_field
 
@@ -90,31 +91,31 @@ class MDSettings:
             problems.append(f'bec_mode must be one of {BEC_MODES}, got {self.bec_mode!r}')
         for name in ('steps', 'log_every', 'trajectory_every', 'checkpoint_every', 'monitor_every'):
             value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= (0 if name == 'steps' else 1)):
+            if not is_integer(value, 0 if name == 'steps' else 1):
                 problems.append(
                     f'{name} must be a {"non-negative" if name == "steps" else "positive"} integer, got {value!r}'
                 )
         if not (_positive(self.timestep_fs) and self.timestep_fs <= 10):
             problems.append(f'timestep_fs must be in (0, 10] fs, got {self.timestep_fs!r}')
-        if not (_finite(self.temperature_K) and self.temperature_K >= 0):
+        if not (is_number(self.temperature_K) and self.temperature_K >= 0):
             problems.append(f'temperature_K must be >= 0, got {self.temperature_K!r}')
         if self.ensemble != 'nve' and not self.temperature_K > 0:
             problems.append(f'the {self.ensemble} thermostat needs temperature_K > 0')
         for name in ('friction_per_fs', 'taut_fs', 'taup_fs'):
             if not _positive(getattr(self, name)):
                 problems.append(f'{name} must be positive, got {getattr(self, name)!r}')
-        if not _finite(self.pressure_GPa):
+        if not is_number(self.pressure_GPa):
             problems.append(f'pressure_GPa must be a number, got {self.pressure_GPa!r}')
         for name in ('max_force_deviation', 'max_bec_deviation', 'max_temperature_K'):
             value = getattr(self, name)
             if value is not None and not _positive(value):
                 problems.append(f'{name} must be positive or null, got {value!r}')
-        if not (_finite(self.min_distance) and self.min_distance >= 0):
+        if not (is_number(self.min_distance) and self.min_distance >= 0):
             problems.append(f'min_distance must be >= 0 Å, got {self.min_distance!r}')
         if self.max_temperature_K is not None and _positive(self.max_temperature_K):
             if self.max_temperature_K <= self.temperature_K:
                 problems.append('max_temperature_K must be above temperature_K')
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if not is_integer(self.seed, 0):
             problems.append(f'seed must be a non-negative integer, got {self.seed!r}')
         try:
             parse_field(self.field)
@@ -124,9 +125,5 @@ class MDSettings:
             raise MDInputError('; '.join(problems))
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _positive(value) -> bool:
-    return _finite(value) and value > 0
+    return is_number(value) and value > 0

@@ -101,11 +101,12 @@ def analyse_condition(
             'drift': drift_velocity(field_frame, replicas.frame_fs).to_dict(magnitude),
         }
         problem = diffusive_problem(lags_fs, total, options, what=species)
-        result.update(
-            _diffusion_numbers(replicas, lab, field_frame, lags, magnitude, temperature_K, species, options, problem)
+        numbers, collective_msd = _diffusion_numbers(
+            replicas, lab, field_frame, lags, magnitude, temperature_K, species, options, problem
         )
-        if f'{species}_collective' in result:
-            curves[f'{species}_msd_collective'] = result.pop(f'{species}_collective')
+        result.update(numbers)
+        if collective_msd is not None:
+            curves[f'{species}_msd_collective'] = collective_msd
         species_results[species] = result
     summary = {
         'structure': structure,
@@ -132,13 +133,16 @@ def analyse_condition(
     return ConditionResult(summary, curves)
 
 
-def _diffusion_numbers(replicas, lab, field_frame, lags, magnitude, temperature_K, species, options, problem) -> dict:
+def _diffusion_numbers(
+    replicas, lab, field_frame, lags, magnitude, temperature_K, species, options, problem
+) -> tuple[dict, np.ndarray | None]:
+    """The fitted numbers of one species, and its collective MSD (E = 0 only)."""
     charge = options.charge(species)
     sigma = conductivity_factor(lab.shape[2], replicas.volume_A3, charge, temperature_K)
     directions = dict(LAB_DIRECTIONS) if magnitude == 0 else {'xyz': LAB_DIRECTIONS['xyz']}
     if problem is not None:
         missing = {name: Estimate.missing('cm^2/s', problem).to_dict() for name in [*directions, *FIELD_DIRECTIONS]}
-        return {'diffusive': False, 'reason': problem, 'D': missing}
+        return {'diffusive': False, 'reason': problem, 'D': missing}, None
 
     def source(displacements, components):
         return KinisiDisplacements(select(displacements, components), replicas.frame_fs, lags, replicas.volume_A3)
@@ -160,7 +164,7 @@ def _diffusion_numbers(replicas, lab, field_frame, lags, magnitude, temperature_
         why = 'under a field the centre-of-mass MSD is the drift squared; see the drift mobility'
         for name in ('D_collective', 'haven_ratio', 'conductivity_collective'):
             numbers[name] = {'status': 'not_applicable', 'unit': '', 'reason': why}
-        return numbers
+        return numbers, None
     collective, collective_msd = collective_diffusion(source(lab, (0, 1, 2)), options)
     n = min(len(tracer.samples), len(collective.samples))
     haven = Estimate.from_samples(tracer.samples[:n] / np.clip(collective.samples[:n], 1e-30, None), '')
@@ -169,7 +173,6 @@ def _diffusion_numbers(replicas, lab, field_frame, lags, magnitude, temperature_
             'D_collective': collective.to_dict(),
             'haven_ratio': haven.to_dict(),
             'conductivity_collective': collective.scaled(sigma, 'mS/cm').to_dict(),
-            f'{species}_collective': collective_msd,
         }
     )
-    return numbers
+    return numbers, collective_msd

@@ -21,9 +21,6 @@ import numpy as np
 
 from .replicas import AnalysisOptions
 
-DIRECTIONS = {'xyz': (0, 1, 2), 'along': (2,), 'across': (0, 1), 'x': (0,), 'y': (1,), 'z': (2,)}
-"""Components of (field-frame or lab-frame) displacements each estimate uses."""
-
 OK = 'ok'
 NOT_DIFFUSIVE = 'not_diffusive'
 

@@ -20,6 +20,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ionfield.models.md.trajectory import MDTrajectory
+from ionfield.models.values import is_integer, is_number
 
 DEFAULT_MOBILE = ('Li', 'Ag', 'Na', 'K', 'Cu', 'Mg', 'Zn')
 """Species analysed as mobile when none are named: the ions of the project's electrolytes."""
@@ -89,20 +90,20 @@ class AnalysisOptions:
         problems = []
         for name in ('max_lag_fraction', 'fit_start_fraction'):
             value = getattr(self, name)
-            if not (_number(value) and 0 < value <= 1):
+            if not (is_number(value) and 0 < value <= 1):
                 problems.append(f'{name} must be in (0, 1], got {value!r}')
         for name in ('equilibration_fs', 'min_msd_A2', 'min_loglog_slope'):
             value = getattr(self, name)
-            if not (_number(value) and value >= 0):
+            if not (is_number(value) and value >= 0):
                 problems.append(f'{name} must be >= 0, got {value!r}')
         for name, low in (('n_intervals', 4), ('n_samples', 50)):
             value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            if not is_integer(value, low):
                 problems.append(f'{name} must be an integer >= {low}, got {value!r}')
-        if not (isinstance(self.seed, int) and self.seed >= 0):
+        if not is_integer(self.seed, 0):
             problems.append(f'seed must be a non-negative integer, got {self.seed!r}')
         for species, charge in self.charges.items():
-            if species not in chemical_symbols or not _number(charge):
+            if species not in chemical_symbols or not is_number(charge):
                 problems.append(f'charges: {species!r}: {charge!r} is not an element and a number')
         if problems:
             raise TransportInputError('; '.join(problems))
@@ -115,10 +116,6 @@ class AnalysisOptions:
         raise TransportInputError(
             f'no formal charge known for {species}: give it, e.g. charges={{"{species}": 1}} (in e)'
         )
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def rotation_to_field(field: Sequence[float]) -> np.ndarray:

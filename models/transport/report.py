@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .campaign import summarise_campaign
+from .plots import campaign_plots
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1300px; color: #222; }
@@ -223,3 +227,28 @@ def html_report(
         )
     parts.append('</body></html>')
     return '\n'.join(parts)
+
+
+def write_report(
+    conditions: Sequence[dict],
+    curves: Mapping[str, Mapping],
+    folder,
+    title: str,
+    failures: Sequence[dict] = (),
+    seed: int = 0,
+    note: str | None = None,
+) -> tuple[dict, list[Path], Path]:
+    """Summarise ``conditions``, draw the figures and write ``report.html`` into ``folder``.
+
+    ``note`` (e.g. "partial report") goes first among the warnings. Returns the summary, the PNG
+    paths and the report path.
+    """
+    folder = Path(folder)
+    summary = summarise_campaign(conditions, failures, seed=seed)
+    if note:
+        summary['warnings'].insert(0, note)
+    paths = campaign_plots(summary, conditions, curves, folder)
+    report = folder / 'report.html'
+    images = {path.stem: path.read_bytes() for path in paths}
+    report.write_text(html_report(summary, conditions, images, title=title), encoding='utf-8')
+    return summary, paths, report

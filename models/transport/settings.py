@@ -8,13 +8,13 @@ field is run once per temperature (Z* modes do not matter without a field); the 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
 from ionfield.models.md.field import BEC_MODES, FieldInputError, parse_field
 from ionfield.models.md.settings import MDInputError, MDSettings
+from ionfield.models.values import is_integer, is_number
 
 from .replicas import AnalysisOptions, TransportInputError
 
@@ -90,7 +90,7 @@ class CampaignSettings:
 
     def validate(self) -> None:
         problems = []
-        if not self.temperatures_K or not all(_number(t) and t > 0 for t in self.temperatures_K):
+        if not self.temperatures_K or not all(is_number(t) and t > 0 for t in self.temperatures_K):
             problems.append(f'temperatures_K must be a non-empty list of positive numbers, got {self.temperatures_K!r}')
         elif len(set(self.temperatures_K)) != len(self.temperatures_K):
             problems.append(f'temperatures_K has duplicates: {self.temperatures_K}')
@@ -105,12 +105,12 @@ class CampaignSettings:
             problems.append(f'bec_modes must include "full" and only {BEC_MODES}, got {self.bec_modes!r}')
         for name, low in (('replicas', 1), ('steps', 10), ('trajectory_every', 1)):
             value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            if not is_integer(value, low):
                 problems.append(f'{name} must be an integer >= {low}, got {value!r}')
         clash = sorted(set(self.md_overrides) & set(SET_BY_CAMPAIGN))
         if clash:
             problems.append(f'md_overrides {clash} are set by the campaign: use the campaign settings of that name')
-        if not (_number(self.min_success_fraction) and 0 <= self.min_success_fraction <= 1):
+        if not (is_number(self.min_success_fraction) and 0 <= self.min_success_fraction <= 1):
             problems.append(f'min_success_fraction must be in [0, 1], got {self.min_success_fraction!r}')
         if not problems:
             try:
@@ -128,7 +128,3 @@ class CampaignSettings:
                 problems.append(f'analysis: {exc}')
         if problems:
             raise CampaignInputError('; '.join(problems))
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

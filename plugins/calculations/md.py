@@ -33,6 +33,9 @@ from ionfield.plugins.data.trajectory import MDTrajectoryData
 
 STDOUT_FILE = 'ionfield-md.out'
 
+MD_USABLE = (0, 510, 511, 512, 513)
+"""Exit statuses whose frames can be used (completed, or stopped early with every frame kept)."""
+
 
 validate_settings = settings_validator(MDSettings, MDInputError, 'MD')
 

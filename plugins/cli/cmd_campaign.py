@@ -86,10 +86,11 @@ def campaign_run(
     problem = validate_inputs(inputs)
     if problem:
         raise click.UsageError(problem)
-    if not any(not any(field) for field in settings['fields']):
+    parsed = CampaignSettings.from_dict(settings)
+    if not parsed.has_zero_field:
         click.secho('warning: no E = 0 control among the fields: no Arrhenius fit, no enhancement ratio', fg='yellow')
     node = submit(TransportCampaignWorkChain, **inputs)
-    runs = len(built) * len(CampaignSettings.from_dict(settings).runs()) * settings['replicas']
+    runs = len(built) * len(parsed.runs()) * parsed.replicas
     click.echo(f'submitted TransportCampaignWorkChain<{node.pk}> ({runs} MD runs)')
     if wait_s > 0:
         if not wait_for([node], wait_s):
@@ -146,29 +147,17 @@ def _write_report(node, folder: Path) -> Path:
 
 
 def _rebuild_report(node, folder: Path) -> dict:
-    from aiida import orm
-
-    from ionfield.models.transport.campaign import summarise_campaign
-    from ionfield.models.transport.plots import campaign_plots
-    from ionfield.models.transport.report import html_report
+    """Summary, figures and report from the conditions a campaign has analysed so far."""
+    from ionfield.models.transport.report import write_report
     from ionfield.workflows.campaign.functions import curves_of
 
-    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={'id': node.pk}, tag='campaign')
-    query.append(orm.CalcFunctionNode, with_incoming='campaign', filters={'label': 'analyse_replicas'}, tag='analysis')
-    query.append(orm.Dict, with_incoming='analysis', edge_filters={'label': 'result'}, project='*', tag='result')
-    conditions, curves = [], {}
-    for (result,) in query.all():
-        calc = result.creator
-        conditions.append(result.get_dict())
-        curves[result['key']] = curves_of(calc.outputs.curves)
-    if not conditions:
+    analyses = [c for c in node.called if c.process_label == 'analyse_replicas' and c.is_finished_ok]
+    if not analyses:
         raise click.ClickException(f'campaign {node.pk} has no analysed condition yet (state: {node.process_state})')
-    summary = summarise_campaign(conditions)
-    summary['warnings'].insert(0, f'campaign {node.pk} is not finished ok ({node.process_state}); partial report')
-    paths = campaign_plots(summary, conditions, curves, folder)
-    title = f'Transport campaign {node.uuid[:8]} (partial)'
-    html = html_report(summary, conditions, {p.stem: p.read_bytes() for p in paths}, title=title)
-    (folder / 'report.html').write_text(html, encoding='utf-8')
+    conditions = [calc.outputs.result.get_dict() for calc in analyses]
+    curves = {calc.outputs.result['key']: curves_of(calc.outputs.curves) for calc in analyses}
+    note = f'campaign {node.pk} is not finished ok ({node.process_state.value}); partial report'
+    summary, _, _ = write_report(conditions, curves, folder, f'Transport campaign {node.uuid[:8]} (partial)', note=note)
     return summary
 
 
@@ -197,11 +186,9 @@ def campaign_analyse(trajectories, temperature_K, field, bec_mode, values, outpu
     import json
 
     from ionfield.models.md.trajectory import TrajectoryFileError, read_trajectory
-    from ionfield.models.transport.campaign import summarise_campaign
     from ionfield.models.transport.condition import analyse_condition
-    from ionfield.models.transport.plots import campaign_plots
     from ionfield.models.transport.replicas import AnalysisOptions, TransportInputError
-    from ionfield.models.transport.report import html_report
+    from ionfield.models.transport.report import write_report
 
     options = validated_settings(AnalysisOptions, TransportInputError, values, None, what='analysis')
     try:
@@ -210,15 +197,13 @@ def campaign_analyse(trajectories, temperature_K, field, bec_mode, values, outpu
     except (TrajectoryFileError, TransportInputError) as exception:
         raise click.ClickException(str(exception)) from exception
     output.mkdir(parents=True, exist_ok=True)
-    summary = summarise_campaign([result.summary])
-    paths = campaign_plots(summary, [result.summary], {result.summary['key']: result.curves}, output)
     (output / 'condition.json').write_text(json.dumps(result.summary, indent=1))
-    html = html_report(summary, [result.summary], {p.stem: p.read_bytes() for p in paths}, title='Trajectory analysis')
-    (output / 'report.html').write_text(html, encoding='utf-8')
+    curves = {result.summary['key']: result.curves}
+    summary, _, report = write_report([result.summary], curves, output, 'Trajectory analysis')
     for species, values_ in result.summary['species'].items():
         d = values_['D']['xyz']
         number = f'{d["mean"]:.3g} ± {d["std"]:.2g} cm²/s' if d['status'] == 'ok' else f'not fitted: {d["reason"]}'
         click.echo(f'{species}: D* = {number}')
     for warning in summary['warnings']:
         click.secho(f'warning: {warning}', fg='yellow')
-    click.echo(f'report: {output / "report.html"}')
+    click.echo(f'report: {report}')

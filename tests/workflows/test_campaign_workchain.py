@@ -139,12 +139,18 @@ def test_failed_runs_are_recorded_and_the_rest_analysed(inputs):
     assert node.outputs.analysis['li3n_T600_E0_0_0_full']['n_replicas'] == 1
 
 
-def test_too_many_failures_exit_with_everything_kept(inputs):
+def test_too_many_failures_exit_with_everything_kept(inputs, tmp_path):
     FAIL.update({'md_li3n_T600_E0_0_0p1_full_r0', 'md_li3n_T600_E0_0_0p1_full_r1', 'md_li3n_T600_E0_0_0_full_r1'})
     _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[600], bec_modes=['full'], min_success_fraction=0.5))
     assert node.exit_status == 702, node.exit_message
     assert '3 of 4 MD runs failed' in node.exit_message
     assert 'report' in node.outputs and 'li3n_T600_E0_0_0_full' in node.outputs.analysis
+    # `ionfield campaign report` on a campaign without a report rebuilds one from its analyses
+    from ionfield.plugins.cli.cmd_campaign import _rebuild_report
+
+    summary = _rebuild_report(node, tmp_path)
+    assert 'partial report' in summary['warnings'][0]
+    assert (tmp_path / 'report.html').is_file() and (tmp_path / 'msd_li3n_Li.png').is_file()
 
 
 def test_all_runs_failing_is_an_exit_code(inputs):
@@ -215,3 +221,21 @@ def test_real_campaign_with_a_trained_model(aiida_profile, md_code, trained_memb
         # 0.4 ps of a synthetic-data model: diffusive or not, the analysis must say which
         assert li['diffusive'] or 'not_diffusive' == li['D']['xyz']['status']
     assert 'Conditions' in node.outputs.report.get_content()
+
+
+def test_an_analysis_that_crashes_is_recorded_and_the_others_kept(inputs, monkeypatch):
+    from ionfield.workflows.campaign import functions
+
+    real = functions.analyse_condition
+
+    def crash_on_diagonal(trajectories, temperature_K, field, bec_mode, *args, **kwargs):
+        if bec_mode == 'diagonal':
+            raise RuntimeError('singular covariance')
+        return real(trajectories, temperature_K, field, bec_mode, *args, **kwargs)
+
+    monkeypatch.setattr(functions, 'analyse_condition', crash_on_diagonal)
+    _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[600]))
+    assert node.is_finished_ok, node.exit_message
+    assert set(node.outputs.analysis) == {'li3n_T600_E0_0_0_full', 'li3n_T600_E0_0_0p1_full'}
+    (failure,) = node.outputs.summary['failures']
+    assert failure['key'] == 'li3n_T600_E0_0_0p1_diagonal' and 'RuntimeError: singular covariance' in failure['message']

@@ -34,6 +34,7 @@ from ionfield.models.active.settings import ActiveLearningInputError, ActiveLear
 from ionfield.models.active.trust import TrustLevels
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.structure_checks import analyse_structure
+from ionfield.plugins.calculations.md import MD_USABLE
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import CommitteeData
@@ -46,9 +47,6 @@ from .functions import calibrate_committee, merge_datasets, select_frames
 MDCalculation = CalculationFactory('ionfield.md')
 
 __all__ = ('ActiveLearningWorkChain',)
-
-MD_USABLE = (0, 510, 511, 512, 513)
-"""MD exit statuses whose frames are explored data (completed, or stopped early with every frame kept)."""
 
 
 def _settings(inputs) -> ActiveLearningSettings:

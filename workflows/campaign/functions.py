@@ -7,17 +7,14 @@ a node whose inputs (trajectories, settings) are linked: provenance from MD to A
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
-from ionfield.models.transport.campaign import summarise_campaign
 from ionfield.models.transport.condition import analyse_condition
-from ionfield.models.transport.plots import campaign_plots
 from ionfield.models.transport.replicas import AnalysisOptions
-from ionfield.models.transport.report import html_report
+from ionfield.models.transport.report import write_report
 
 
 @calcfunction
@@ -48,14 +45,11 @@ def campaign_report(failures: orm.List, seed: orm.Int, title: orm.Str, **inputs)
     keys = sorted(name[len('result_') :] for name in inputs if name.startswith('result_'))
     conditions = [inputs[f'result_{key}'].get_dict() for key in keys]
     curves = {c['key']: curves_of(inputs[f'curves_{key}']) for key, c in zip(keys, conditions, strict=True)}
-    summary = summarise_campaign(conditions, failures.get_list(), seed=seed.value)
-    outputs = {'summary': orm.Dict(summary)}
     with tempfile.TemporaryDirectory() as tmp:
-        paths = campaign_plots(summary, conditions, curves, tmp)
-        images = {path.stem: path.read_bytes() for path in paths}
+        summary, paths, report = write_report(
+            conditions, curves, tmp, title.value, failures=failures.get_list(), seed=seed.value
+        )
+        outputs = {'summary': orm.Dict(summary), 'report': orm.SinglefileData(report)}
         for path in paths:
             outputs[f'plot_{path.stem}'] = orm.SinglefileData(path)
-        report = Path(tmp) / 'report.html'
-        report.write_text(html_report(summary, conditions, images, title=title.value), encoding='utf-8')
-        outputs['report'] = orm.SinglefileData(report)
     return outputs

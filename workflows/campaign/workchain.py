@@ -20,15 +20,13 @@ from aiida.plugins import CalculationFactory
 from ionfield.models.transport.condition import condition_key
 from ionfield.models.transport.replicas import TransportInputError
 from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
+from ionfield.plugins.calculations.md import MD_USABLE
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.model import CommitteeData, ModelData
 
 from .functions import analyse_replicas, campaign_report
 
 MDCalculation = CalculationFactory('ionfield.md')
-
-MD_USABLE = (0, 510, 511, 512, 513)
-"""MD exit statuses whose frames are analysed (completed, or stopped early with every frame kept)."""
 
 
 def validate_inputs(inputs, _ctx=None):
@@ -181,6 +179,11 @@ class TransportCampaignWorkChain(WorkChain):
             except TransportInputError as exc:
                 self.ctx.failures.append({'key': key, 'message': f'analysis refused: {exc}'})
                 self.report(f'{key}: analysis refused: {exc}')
+                continue
+            except Exception as exc:  # noqa: BLE001 - one broken condition must not lose the others
+                message = f'analysis failed ({type(exc).__name__}: {exc}); traceback on the excepted calcfunction'
+                self.ctx.failures.append({'key': key, 'message': message})
+                self.report(f'{key}: {message}')
                 continue
             self.out(f'analysis.{key}', outputs['result'])
             self.out(f'msd.{key}', outputs['curves'])
