@@ -49,12 +49,94 @@ def ionfield(*args: str, env: dict, timeout: float = 600) -> subprocess.Complete
 
 
 def stop_daemon(profile: str, env: dict) -> None:
-    run([VERDI, '-p', profile, 'daemon', 'stop'], env=env, timeout=120)
+    run([VERDI, '-p', profile, 'daemon', 'stop', '--timeout', '60'], env=env, timeout=120)
 
 
-@pytest.fixture(scope='module')
+SLURM_SCRIPT = REPO / 'setup_profiles' / 'slurm' / 'local-slurm.sh'
+SLURM_TOOLS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'sinfo', 'scancel')
+
+
+def _free_port_pair() -> int:
+    """A port P with P and P + 1 free (slurmctld and slurmd)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(('127.0.0.1', 0))
+            port = probe.getsockname()[1]
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(('', port))
+                second.bind(('', port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError('no two adjacent free ports')
+
+
+@pytest.fixture(scope='session')
+def local_slurm(tmp_path_factory):
+    """A single-node SLURM cluster (munged, slurmctld, slurmd) started by ``setup_profiles/slurm/local-slurm.sh``.
+
+    ``SLURM_CONF`` points at it for the whole session; afterwards the three daemons are stopped and
+    checked to be gone, so nothing is left running.
+    """
+    missing = [tool for tool in SLURM_TOOLS if not shutil.which(tool)]
+    if missing:
+        pytest.skip(
+            f'SLURM is not installed ({", ".join(missing)}): apt-get install slurmctld slurmd slurm-client munge'
+        )
+    if os.geteuid() != 0:
+        pytest.skip('the single-node SLURM needs root (slurmd starts the job steps)')
+    directory = tmp_path_factory.mktemp('slurm')
+    env = {**os.environ, 'SLURM_PORT': str(_free_port_pair())}
+    started = subprocess.run(
+        ['bash', str(SLURM_SCRIPT), 'start', str(directory)], env=env, capture_output=True, text=True
+    )
+    previous = os.environ.get('SLURM_CONF')
+    os.environ['SLURM_CONF'] = str(directory / 'slurm.conf')
+    pids = [
+        int((directory / f'{name}.pid').read_text())
+        for name in ('munged', 'slurmctld', 'slurmd')
+        if (directory / f'{name}.pid').is_file()
+    ]
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield directory
+    finally:
+        subprocess.run(['scancel', '--user', str(os.geteuid())], capture_output=True)
+        stopped = subprocess.run(['bash', str(SLURM_SCRIPT), 'stop', str(directory)], capture_output=True, text=True)
+        if previous is None:
+            os.environ.pop('SLURM_CONF', None)
+        else:
+            os.environ['SLURM_CONF'] = previous
+        left = [pid for pid in pids if pathlib.Path(f'/proc/{pid}').exists() and 'zombie' not in _state(pid)]
+        assert stopped.returncode == 0 and not left, f'SLURM daemons left running: {left} {stopped.stderr}'
+
+
+def _state(pid: int) -> str:
+    try:
+        return pathlib.Path(f'/proc/{pid}/status').read_text().split('State:')[1].split('\n')[0].lower()
+    except (OSError, IndexError):
+        return 'zombie'
+
+
+@pytest.fixture(scope='session')
+def slurm_codes(aiida_profile, local_slurm, tmp_path_factory):
+    """``{label: code}`` of pw, ph, ionfield-train and ionfield-md on the ``core.slurm`` computer ``slurm-local``."""
+    from aiida import orm
+
+    from ionfield.plugins.setup.slurm import setup_slurm_computer
+
+    workdir = tmp_path_factory.mktemp('slurm-scratch')
+    codes = setup_slurm_computer('slurm-local', workdir, mpiprocs=2, echo=lambda *_: None)
+    return {label: orm.load_code(full_label) for label, full_label in codes.items()}
+
+
+@pytest.fixture(scope='session')
 def laptop_profile(tmp_path_factory):
-    """A laptop profile made by ``ionfield setup laptop`` (daemon running); the daemon is stopped afterwards."""
+    """A laptop profile made by ``ionfield setup laptop`` (daemon running), shared by the session's CLI tests
+    (set-up, main job, caching, faults); the daemon is stopped at the end of the session."""
     if not all(shutil.which(tool) for tool in ('pw.x', 'ph.x', 'ld1.x', 'mpirun')):
         pytest.skip('Quantum ESPRESSO is not installed')
     env = _environment(tmp_path_factory.mktemp('laptop') / 'aiida')
@@ -127,3 +209,12 @@ def trained_members(tmp_path_factory):
         ).returncode
         runs.append((code, workdir))
     return data, runs
+
+
+def profile_python(profile: str, env: dict, code: str, timeout: float = 120):
+    """Run ``code`` with ``profile`` loaded in a fresh interpreter (the CLI's environment); return what it
+    prints as JSON. For tests that look into a profile whose daemon runs in another process."""
+    script = f'import json\nfrom aiida import load_profile, orm\nload_profile({profile!r})\n{code}'
+    result = run([sys.executable, '-c', script], env=env, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

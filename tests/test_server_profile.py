@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from .conftest import VERDI, ionfield, run, stop_daemon
+from .conftest import VERDI, ionfield, profile_python, run, stop_daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -31,6 +31,16 @@ def services():
         pytest.skip('Quantum ESPRESSO is not installed')
 
 
+LABELS = """
+query = orm.QueryBuilder().append(orm.WorkChainNode, filters={'attributes.process_label': 'LabelWorkChain'})
+print(json.dumps([node.uuid for node in query.all(flat=True) if node.is_finished_ok]))
+"""
+MOVED = """
+nodes = orm.QueryBuilder().append(orm.WorkChainNode, filters={'uuid': {'in': uuids}}).all(flat=True)
+print(json.dumps({'found': len(nodes), 'with_dataset': sum('dataset' in node.outputs for node in nodes)}))
+"""
+
+
 def _drop(database: str) -> None:
     import psycopg
 
@@ -39,7 +49,9 @@ def _drop(database: str) -> None:
         connection.execute(f'DROP ROLE IF EXISTS "{database}"')
 
 
-def test_server_profile_runs_a_workchain_on_the_daemon(services, cli_env):
+def test_server_profile_runs_a_workchain_on_the_daemon_and_takes_a_laptops_archive(
+    services, cli_env, laptop_profile, tmp_path
+):
     name = f'ionfield-test-{secrets.token_hex(4)}'
     database = f'aiida_{name}'.replace('-', '_')
     try:
@@ -65,6 +77,18 @@ def test_server_profile_runs_a_workchain_on_the_daemon(services, cli_env):
         result = ionfield('label', 'alpha-Li3N', '-p', name, '--wait', '900', env=cli_env, timeout=2000)
         assert result.returncode == 0, result.stdout + result.stderr
         assert 'alpha_li3n' in result.stdout and 'labelled' in result.stdout
+
+        # a laptop profile's work moves to the server with `verdi archive`, provenance included
+        laptop, laptop_env, _ = laptop_profile
+        uuids = profile_python(laptop, laptop_env, LABELS)
+        assert uuids, 'the laptop profile has no finished labelling workchain to move'
+        archive = tmp_path / 'laptop.aiida'
+        created = run([VERDI, '-p', laptop, 'archive', 'create', '--all', str(archive)], env=laptop_env, timeout=900)
+        assert created.returncode == 0, created.stdout + created.stderr
+        imported = run([VERDI, '-p', name, 'archive', 'import', str(archive)], env=cli_env, timeout=900)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        moved = profile_python(name, cli_env, f'uuids = {uuids!r}\n{MOVED}')
+        assert moved == {'found': len(uuids), 'with_dataset': len(uuids)}
     finally:
         stop_daemon(name, cli_env)
         run([VERDI, 'profile', 'delete', '--force', '--delete-data', name], env=cli_env, timeout=120)

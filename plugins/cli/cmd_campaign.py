@@ -17,7 +17,14 @@ from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_model_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
+from .utils import (
+    PROFILE_OPTION,
+    job_metadata_options,
+    job_options,
+    load_profile_or_fail,
+    load_runner_code,
+    validated_settings,
+)
 
 
 @cli.group('campaign')
@@ -49,11 +56,26 @@ def build_campaign_settings(values: tuple[str, ...], **options) -> dict:
 @click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any campaign setting (YAML values).')
 @click.option('--code', 'code_label', default=None, help='ionfield-md code (default: the one `ionfield setup` made).')
 @click.option('--walltime', default=3600, show_default=True, type=click.IntRange(60), help='Seconds per MD run.')
+@job_options
 @click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds, then write the report.')
 @click.option('-o', '--output', default=None, type=click.Path(path_type=Path), help='Report folder (with --wait).')
 @PROFILE_OPTION
 def campaign_run(
-    structures, model_id, supercell, vacancies, values, code_label, walltime, wait_s, output, profile, **options
+    structures,
+    model_id,
+    supercell,
+    vacancies,
+    values,
+    code_label,
+    walltime,
+    partition,
+    account,
+    qos,
+    gpus,
+    wait_s,
+    output,
+    profile,
+    **options,
 ):
     """Run a transport campaign on STRUCTURE... (files or reference names such as alpha-Li3N).
 
@@ -74,14 +96,13 @@ def campaign_run(
     built = build_structures(list(structures), parse_mesh(supercell), 0, 0.0, 0)
     if vacancies:
         built = {key: _with_vacancies(structure, vacancies) for key, structure in built.items()}
+    code = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
+    request = {'partition': partition, 'account': account, 'qos': qos, 'gpus': gpus}
     inputs = {
         'structures': built,
         'committee' if isinstance(model, CommitteeData) else 'model': model,
         'settings': orm.Dict(settings),
-        'md': {
-            'code': load_runner_code(code_label, 'ionfield-md', 'ionfield.md'),
-            'options': orm.Dict({'max_wallclock_seconds': walltime}),
-        },
+        'md': {'code': code, 'options': orm.Dict(job_metadata_options(code, walltime, **request))},
     }
     problem = validate_inputs(inputs)
     if problem:

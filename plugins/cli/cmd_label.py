@@ -6,7 +6,14 @@ import click
 
 from .cmd_check import read_structures, wait_for
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, parse_key_values
+from .utils import (
+    PROFILE_OPTION,
+    job_metadata_options,
+    job_options,
+    load_profile_or_fail,
+    load_runner_code,
+    parse_key_values,
+)
 
 
 def parse_mesh(text: str | None) -> list[int] | None:
@@ -101,6 +108,14 @@ def build_structures(sources, supercell, rattle, stdev, seed) -> dict:
     type=click.IntRange(0),
     help='Structures labelled at a time (0: all; default 1 on a laptop profile, else 0).',
 )
+@click.option(
+    '--computer',
+    default=None,
+    help='Run pw.x/ph.x as the codes pw@COMPUTER and ph@COMPUTER (e.g. a SLURM computer made by '
+    '`ionfield setup slurm`; default: the codes `ionfield setup` recorded).',
+)
+@click.option('--walltime', default=None, type=click.IntRange(60), help='Seconds per DFT job (default: the protocol).')
+@job_options
 @click.option('--code', 'vasp_code', default=None, help='VASP code label (engine vasp).')
 @click.option('--potential-family', default=None, help='POTCAR family (engine vasp).')
 @click.option('--potential-mapping', default=None, help='Element->POTCAR, YAML, e.g. "{Li: Li_sv, N: N}".')
@@ -119,6 +134,12 @@ def cmd_label(
     min_success_fraction,
     asr_threshold,
     max_concurrent,
+    computer,
+    walltime,
+    partition,
+    account,
+    qos,
+    gpus,
     vasp_code,
     potential_family,
     potential_mapping,
@@ -146,8 +167,13 @@ def cmd_label(
             )
         if settings.get('pseudo_family'):
             overrides.setdefault('pseudo_family', settings['pseudo_family'])
+        if computer is not None:
+            codes = {label: f'{label}@{computer}' for label in ('pw', 'ph')}
+        job_code = load_runner_code(codes['pw'], 'pw', 'quantumespresso.pw')
         engine_arguments = {'pw_code': codes['pw'], 'ph_code': codes['ph'] if bec else None}
     else:
+        if computer is not None:
+            raise click.UsageError('--computer picks the QE codes; with the vasp engine the --code picks the computer')
         if not (vasp_code and potential_family and potential_mapping):
             raise click.UsageError('engine vasp needs --code, --potential-family and --potential-mapping')
         engine_arguments = {
@@ -155,10 +181,13 @@ def cmd_label(
             'potential_family': potential_family,
             'potential_mapping': yaml.safe_load(potential_mapping),
         }
+        job_code = load_runner_code(vasp_code, 'vasp', 'vasp.vasp')
+    request = {'partition': partition, 'account': account, 'qos': qos, 'gpus': gpus}
+    options = job_metadata_options(job_code, walltime, **request) or None
     nodes = build_structures(structures, parse_mesh(supercell), rattle, stdev, seed)
     try:
         builder = LabelWorkChain.get_builder_from_protocol(
-            nodes, engine=engine, protocol=protocol, bec=bec, overrides=overrides, **engine_arguments
+            nodes, engine=engine, protocol=protocol, bec=bec, overrides=overrides, options=options, **engine_arguments
         )
     except (ValueError, KeyError) as exception:
         raise click.ClickException(str(exception)) from exception

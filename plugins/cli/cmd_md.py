@@ -13,7 +13,14 @@ from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_model_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
+from .utils import (
+    PROFILE_OPTION,
+    job_metadata_options,
+    job_options,
+    load_profile_or_fail,
+    load_runner_code,
+    validated_settings,
+)
 
 
 def build_md_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
@@ -58,10 +65,25 @@ def _previous_run(identifier: str):
 @click.option('--compiled', is_flag=True, help='Run the AOTInductor-compiled model files.')
 @click.option('--code', 'code_label', default=None, help='ionfield-md code (default: the one `ionfield setup` made).')
 @click.option('--walltime', default=3600, show_default=True, type=click.IntRange(60), help='Seconds.')
+@job_options
 @click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds for the result.')
 @PROFILE_OPTION
 def cmd_md(
-    structure, supercell, model_id, values, continue_id, compiled, code_label, walltime, wait_s, profile, **options
+    structure,
+    supercell,
+    model_id,
+    values,
+    continue_id,
+    compiled,
+    code_label,
+    walltime,
+    partition,
+    account,
+    qos,
+    gpus,
+    wait_s,
+    profile,
+    **options,
 ):
     """Run field MD on STRUCTURE (a file or a reference name such as alpha-Li3N) with a trained model.
 
@@ -101,7 +123,8 @@ def cmd_md(
     inputs['settings'] = orm.Dict(build_md_settings(values, base, **options))
     inputs['code'] = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
     inputs['compiled'] = orm.Bool(compiled)
-    inputs['metadata'] = {'options': {'max_wallclock_seconds': walltime}}
+    request = {'partition': partition, 'account': account, 'qos': qos, 'gpus': gpus}
+    inputs['metadata'] = {'options': job_metadata_options(inputs['code'], walltime, **request)}
     problem = validate_inputs(inputs)
     if problem:
         raise click.UsageError(problem)

@@ -128,3 +128,36 @@ def setup_server(
             rabbitmq=RabbitmqSettings(broker_host, broker_port, broker_username, broker_password, broker_vhost),
         )
     )
+
+
+@cmd_setup.command('slurm')
+@click.option('-p', '--profile', default=None, help='Profile to add the computer to (default: the default profile).')
+@click.option('--computer', default='slurm', show_default=True, help='Label of the SLURM computer.')
+@click.option(
+    '--mpiprocs', default=None, type=click.IntRange(1), help='MPI ranks per node (default: the cores of this machine).'
+)
+@click.option('--without-qe', is_flag=True, help='Only the ionfield-train and ionfield-md codes.')
+def setup_slurm(profile, computer, mpiprocs, without_qe):
+    """A `core.slurm` computer for the SLURM of this machine, with pw, ph, ionfield-train and ionfield-md on it.
+
+    \b
+    Jobs then go through the queue with per-job requests, e.g.
+      ionfield md ... --code ionfield-md@slurm --partition gpu --gpus 1 --account proj --walltime 7200
+      ionfield label alpha-Li3N --computer slurm --partition debug
+    """
+    import pathlib
+
+    from aiida.manage.configuration import get_config
+
+    from ionfield.plugins.setup.profiles import SetupError
+    from ionfield.plugins.setup.slurm import setup_slurm_computer
+
+    from .utils import load_profile_or_fail
+
+    loaded = load_profile_or_fail(profile)
+    workdir = pathlib.Path(get_config().dirpath) / 'scratch' / loaded.name / computer
+    try:
+        setup_slurm_computer(computer, workdir, mpiprocs, with_qe=not without_qe, echo=click.echo)
+    except SetupError as exception:
+        raise click.ClickException(str(exception)) from exception
+    click.secho(f'Computer `{computer}` is ready in profile `{loaded.name}`.', fg='green')

@@ -14,7 +14,15 @@ import click
 from .cmd_check import wait_for
 from .cmd_dataset import load_dataset_node
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values, validated_settings
+from .utils import (
+    PROFILE_OPTION,
+    job_metadata_options,
+    job_options,
+    load_profile_or_fail,
+    load_runner_code,
+    parse_key_values,
+    validated_settings,
+)
 
 DEFAULT_TRAIN_CODE = 'ionfield-train@localhost'
 SIZES = ('small', 'medium', 'large')
@@ -178,7 +186,7 @@ def training_options(function):
         click.option(
             '--walltime',
             default=None,
-            type=click.IntRange(1),
+            type=click.IntRange(60),
             metavar='SECONDS',
             help='Wall-time limit of each training job (metadata.options.max_wallclock_seconds).',
         ),
@@ -187,7 +195,7 @@ def training_options(function):
     ]
     for option in reversed(options):
         function = option(function)
-    return function
+    return job_options(function)
 
 
 @cli.command('train')
@@ -204,7 +212,19 @@ def training_options(function):
 @click.option('--parent', 'parent', default=None, metavar='MODEL', help='Warm-start from this ModelData (pk/UUID).')
 @training_options
 def cmd_train(
-    identifier, model_size, seed, parent, epochs, bec, set_values, compile_model, code_label, walltime, wait_s, profile
+    identifier,
+    model_size,
+    seed,
+    parent,
+    epochs,
+    bec,
+    set_values,
+    compile_model,
+    code_label,
+    walltime,
+    wait_s,
+    profile,
+    **request,
 ):
     """Train one model on DATASET (a DatasetData or a LabelWorkChain pk/UUID) with TrainWorkChain."""
     from aiida import orm
@@ -225,8 +245,8 @@ def cmd_train(
     builder.train.compile = orm.Bool(compile_model)
     if parent_model is not None:
         builder.train.parent_model = parent_model
-    if walltime is not None:
-        builder.train.metadata.options.max_wallclock_seconds = walltime
+    for key, value in job_metadata_options(code, walltime, **request).items():
+        builder.train.metadata.options[key] = value
     node = submit(builder)
     click.echo(
         f'submitted TrainWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
@@ -264,6 +284,7 @@ def cmd_committee(
     walltime,
     wait_s,
     profile,
+    **request,
 ):
     """Train a committee of models with seeds base_seed, base_seed+1, ... on DATASET (CommitteeWorkChain)."""
     from aiida import orm
@@ -291,8 +312,8 @@ def cmd_committee(
     builder.member.train.code = code
     builder.member.train.dataset = dataset
     builder.member.train.compile = orm.Bool(compile_model)
-    if walltime is not None:
-        builder.member.train.metadata.options.max_wallclock_seconds = walltime
+    for key, value in job_metadata_options(code, walltime, **request).items():
+        builder.member.train.metadata.options[key] = value
     builder.settings = orm.Dict(settings)
     builder.size = orm.Int(members)
     builder.base_seed = orm.Int(base_seed)

@@ -94,3 +94,31 @@ def load_runner_code(label: str | None, script: str, plugin: str):
             f'code `{label}` runs `{code.default_calc_job_plugin}`, not `{plugin}`', param_hint='--code'
         )
     return code
+
+
+def job_options(function):
+    """``--partition --account --qos --gpus``: a cluster job's request, read by :func:`job_metadata_options`."""
+    options = [
+        click.option('--partition', default=None, help='Scheduler partition (queue) of every job.'),
+        click.option('--account', default=None, help='Account charged for every job.'),
+        click.option('--qos', default=None, help='Quality of service of every job.'),
+        click.option(
+            '--gpus',
+            default=None,
+            type=click.IntRange(0),
+            help='GPUs per job (SLURM: #SBATCH --gres=gpu:N); one MD or training job per GPU.',
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def job_metadata_options(code, walltime: int | None = None, **request) -> dict:
+    """``metadata.options`` for jobs of ``code`` from the :func:`job_options` values; a bad request is a usage error."""
+    from ionfield.plugins.job_options import JobOptionsError, JobRequest
+
+    try:
+        return JobRequest(walltime_s=walltime, **request).metadata_options(code.computer.scheduler_type)
+    except JobOptionsError as exception:
+        raise click.UsageError(str(exception)) from exception

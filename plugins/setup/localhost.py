@@ -63,26 +63,34 @@ def default_mpiprocs() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def ensure_localhost_computer(label: str, workdir: pathlib.Path, mpiprocs: int | None = None):
-    """Return ``(computer, created)``: a configured ``core.local``/``core.direct`` computer called ``label``."""
+def ensure_localhost_computer(
+    label: str, workdir: pathlib.Path, mpiprocs: int | None = None, scheduler: str = 'core.direct'
+):
+    """Return ``(computer, created)``: a configured ``core.local`` computer called ``label``.
+
+    ``scheduler`` is ``core.direct`` (jobs start at once) or ``core.slurm`` (a SLURM cluster whose
+    ``sbatch`` and ``squeue`` work on this machine: a group server, or ``setup_profiles/slurm/local-slurm.sh``).
+    """
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     try:
         computer = orm.load_computer(label)
         created = False
-        if computer.transport_type != 'core.local':
+        if (computer.transport_type, computer.scheduler_type) != ('core.local', scheduler):
             raise SetupError(
-                f'a computer `{label}` exists with transport `{computer.transport_type}`, not `core.local`; '
-                'it was left untouched. Pass another `--computer` label.'
+                f'a computer `{label}` exists with transport `{computer.transport_type}` and scheduler '
+                f'`{computer.scheduler_type}`, not `core.local` and `{scheduler}`; it was left untouched. '
+                'Pass another `--computer` label.'
             )
     except NotExistent:
+        what = 'This machine' if scheduler == 'core.direct' else f'The {scheduler.split(".")[-1]} queue of this machine'
         computer = orm.Computer(
             label=label,
             hostname='localhost',
-            description='This machine, set up by `ionfield setup`.',
+            description=f'{what}, set up by `ionfield setup`.',
             transport_type='core.local',
-            scheduler_type='core.direct',
+            scheduler_type=scheduler,
             workdir=str(workdir),
         )
         computer.set_mpirun_command(['mpirun', '-np', '{tot_num_mpiprocs}'])

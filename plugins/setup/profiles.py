@@ -23,6 +23,7 @@ __all__ = (
     'ensure_laptop_profile',
     'ensure_server_profile',
     'ensure_caching',
+    'ensure_daemon_timeout',
     'CACHED_CALCULATIONS',
 )
 
@@ -260,3 +261,18 @@ def ensure_caching(profile_name: str, identifiers=CACHED_CALCULATIONS) -> list[s
         config.set_option('caching.enabled_for', enabled + added, scope=profile_name)
         config.store()
     return added
+
+
+#: Seconds ``verdi daemon stop/status`` wait for circus. aiida-core's default (2 s) times out while a
+#: 2-core machine runs QE and torch at full load, and `daemon stop` then fails with the daemon still up.
+DAEMON_TIMEOUT_S = 60
+
+
+def ensure_daemon_timeout(profile_name: str, seconds: int = DAEMON_TIMEOUT_S) -> bool:
+    """Raise the profile's ``daemon.timeout`` to ``seconds`` unless the user set one; return whether it changed."""
+    config = _config()
+    if config.get_option('daemon.timeout', scope=profile_name, default=False) is not None:
+        return False
+    config.set_option('daemon.timeout', seconds, scope=profile_name)
+    config.store()
+    return True

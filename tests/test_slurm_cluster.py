@@ -1,0 +1,96 @@
+"""The cluster path for real: our CalcJobs through a single-node SLURM (``core.slurm``) with per-job requests.
+
+The cluster is started by the ``local_slurm`` fixture (``setup_profiles/slurm/local-slurm.sh``) and
+stopped afterwards. Each job's submit script must carry the partition, account, QOS, walltime and GPU
+request, and the job must have gone through ``sbatch`` (a SLURM job id) and finished.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+
+from ionfield.models.reference_structures import alpha_li3n, get_reference_structure
+from ionfield.plugins.calculations.md import MDCalculation
+from ionfield.plugins.data.dataset import DatasetData
+from ionfield.plugins.job_options import JobRequest
+from ionfield.workflows.label.workchain import LabelWorkChain
+from ionfield.workflows.train import TrainWorkChain
+
+from .conftest import requires_qe
+from .models.synthetic import synthetic_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def submit_script(node) -> str:
+    return node.base.repository.get_object_content('_aiidasubmit.sh')
+
+
+def assert_went_through_slurm(node, *lines: str) -> None:
+    assert node.computer.scheduler_type == 'core.slurm'
+    assert node.get_job_id() and node.get_job_id().isdigit(), 'no SLURM job id: the job did not go through sbatch'
+    script = submit_script(node)
+    for line in lines:
+        assert line in script, f'{line!r} missing from the submit script:\n{script}'
+
+
+@requires_qe
+def test_qe_label_runs_through_slurm_with_partition_account_qos_walltime(slurm_codes, qe_engine):
+    options = JobRequest(partition='debug', account='ionfield', qos='normal', walltime_s=900).metadata_options()
+    builder = LabelWorkChain.get_builder_from_protocol(
+        {'li3n': orm.StructureData(ase=get_reference_structure('alpha-Li3N'))},
+        protocol='fast',
+        bec=True,
+        overrides={'pseudo_family': qe_engine['pseudo_family']},
+        options=options,
+        pw_code=slurm_codes['pw'],
+        ph_code=slurm_codes['ph'],
+    )
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    jobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+    assert sorted(n.process_label for n in jobs) == ['PhCalculation', 'PwCalculation']
+    for job in jobs:
+        assert job.is_finished_ok
+        assert_went_through_slurm(
+            job,
+            '#SBATCH --partition=debug',
+            '#SBATCH --account=ionfield',
+            '#SBATCH --qos=normal',
+            '#SBATCH --time=00:15:00',
+            "'mpirun' '-np' '2'",
+        )
+    frame = node.outputs.dataset.get_dataset()[0]
+    assert frame.has_born_charges and frame.born_charges[0, 2, 2] < -1.0
+
+
+def test_training_and_md_run_through_slurm_on_the_gpu_partition(slurm_codes):
+    """One training job and one MD job, each asking for one GPU of the ``gpu`` partition (one job per GPU)."""
+    options = JobRequest(partition='gpu', account='ionfield', gpus=1, walltime_s=600).metadata_options()
+    builder = TrainWorkChain.get_builder()
+    builder.train.code = slurm_codes['ionfield-train']
+    builder.train.dataset = DatasetData(synthetic_dataset(12, bec_share=0.5)).store()
+    builder.train.settings = orm.Dict({'max_epochs': 3, 'patience': 3})
+    for key, value in options.items():
+        builder.train.metadata.options[key] = value
+    results, train = run_get_node(builder)
+    assert train.is_finished_ok, train.exit_message
+    (job,) = [n for n in train.called if isinstance(n, orm.CalcJobNode)]
+    assert_went_through_slurm(job, '#SBATCH --partition=gpu', '#SBATCH --gres=gpu:1', '#SBATCH --time=00:10:00')
+
+    md_settings = {'steps': 20, 'temperature_K': 500, 'field': [0.0, 0.0, 0.1], 'log_every': 5, 'trajectory_every': 5}
+    md_results, md = run_get_node(
+        MDCalculation,
+        code=slurm_codes['ionfield-md'],
+        structure=orm.StructureData(ase=alpha_li3n().repeat((2, 2, 2))),
+        model=results['model'],
+        settings=orm.Dict(md_settings),
+        metadata={'options': options},
+    )
+    assert md.is_finished_ok, md.exit_message
+    assert_went_through_slurm(md, '#SBATCH --partition=gpu', '#SBATCH --gres=gpu:1')
+    steps = md_results['trajectory'].read().steps
+    np.testing.assert_array_equal(steps, [0, 5, 10, 15, 20])
