@@ -10,31 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from aiida import orm
-from aiida.engine import run_get_node
 from ase import Atoms
 from ase.build import bulk
 
 from ionfield.models.reference_structures import get_reference_structure
-from ionfield.workflows.label.workchain import LabelWorkChain
 
+from ..workflows.test_label_qe import label
 from .conftest import assert_nothing_lost, ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
-
-
-def label(qe_engine, structures, bec=True, overrides=None, **inputs):
-    overrides = {'pseudo_family': qe_engine['pseudo_family'], **(overrides or {})}
-    builder = LabelWorkChain.get_builder_from_protocol(
-        {key: orm.StructureData(ase=atoms) for key, atoms in structures.items()},
-        protocol='fast',
-        bec=bec,
-        overrides=overrides,
-        pw_code=qe_engine['pw_code'],
-        ph_code=qe_engine['ph_code'] if bec else None,
-    )
-    for name, value in inputs.items():
-        builder[name] = value
-    return run_get_node(builder)[1]
 
 
 def test_pw_that_never_converges_is_reported_with_its_exit_code(qe_engine, finished_work):
