@@ -43,16 +43,15 @@ def test_qe_label_runs_through_slurm_with_partition_account_qos_walltime(slurm_c
     builder = LabelWorkChain.get_builder_from_protocol(
         {'li3n': orm.StructureData(ase=get_reference_structure('alpha-Li3N'))},
         protocol='fast',
-        bec=True,
+        bec=False,  # pw.x only: ph.x starts through the same mpirun line, at 100 s more of CI
         overrides={'pseudo_family': qe_engine['pseudo_family']},
         options=options,
         pw_code=slurm_codes['pw'],
-        ph_code=slurm_codes['ph'],
     )
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     jobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
-    assert sorted(n.process_label for n in jobs) == ['PhCalculation', 'PwCalculation']
+    assert [n.process_label for n in jobs] == ['PwCalculation']
     for job in jobs:
         assert job.is_finished_ok
         assert_went_through_slurm(
@@ -64,7 +63,7 @@ def test_qe_label_runs_through_slurm_with_partition_account_qos_walltime(slurm_c
             "'mpirun' '-np' '2'",
         )
     frame = node.outputs.dataset.get_dataset()[0]
-    assert frame.has_born_charges and frame.born_charges[0, 2, 2] < -1.0
+    assert frame.has_forces and frame.has_stress and not frame.has_born_charges
 
 
 def test_training_and_md_run_through_slurm_on_the_gpu_partition(slurm_codes):

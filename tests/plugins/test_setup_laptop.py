@@ -74,31 +74,6 @@ def test_doctor_changes_nothing(laptop_profile):
     assert _tree_digest(root) == before
 
 
-@requires_qe
-def test_quickstart_runs_the_main_job(laptop_profile, tmp_path):
-    """The README's main job, shortened (one iteration, no DFPT in it): the real active-learning loop end to end.
-
-    QE labels, a trained 2-member committee, field MD with and without a field, the selection, the
-    labels of the selection, the final training, and the report and its plot.
-    """
-    name, env, _ = laptop_profile
-    command = ('quickstart', '-p', name, '--max-iterations', '1', '--bec-fraction', '0', '--timeout', '1800')
-    result = ionfield(*command, env=env, timeout=2400)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert 'alpha-Li3N: Li3N, 4 atoms' in out
-    assert 'ActiveLearningWorkChain<' in out and '[0]' in out
-    header = next(line for line in out.splitlines() if line.split()[:2] == ['iter', 'frames'])
-    row = out.splitlines()[out.splitlines().index(header) + 1].split()
-    assert row[0] == '1' and int(row[1]) >= 6  # 6 initial frames (+ the selected ones)
-    assert 'stopped: ' in out and 'Born charges of alpha-Li3N' in out
-    pk = out.split('ActiveLearningWorkChain<')[1].split('>')[0]
-    plot = tmp_path / 'al.png'
-    report = ionfield('al', 'report', pk, '-p', name, '--plot', str(plot), env=env)
-    assert report.returncode == 0, report.stderr
-    assert plot.read_bytes().startswith(b'\x89PNG')
-
-
 def test_setup_without_qe_changes_nothing(cli_env, tmp_path):
     """No QE on PATH: a clear message with the install command, and no profile is created."""
     bare = tmp_path / 'bin'
