@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 import secrets
 import shutil
 import socket
@@ -58,6 +60,11 @@ def test_server_profile_runs_a_workchain_on_the_daemon_and_takes_a_laptops_archi
         setup = ionfield('setup', 'server', '-p', name, '--workers', '2', env=cli_env)
         assert setup.returncode == 0, setup.stdout + setup.stderr
         assert f'{name}: core.psql_dos + core.rabbitmq' in setup.stdout
+        options = json.loads((pathlib.Path(cli_env['AIIDA_PATH']) / '.aiida' / 'config.json').read_text())
+        options = options['profiles'][name]['options']
+        # RabbitMQ's broadcasts wake waiting parents; polling them every second kept the workers busy
+        assert 'runner.poll.interval' not in options, options
+        assert options['daemon.worker_process_slots'] == 2000 and options['daemon.timeout'] == 60, options
 
         doctor = ionfield('doctor', '-p', name, env=cli_env)
         assert doctor.returncode == 0, doctor.stdout

@@ -14,12 +14,11 @@ from collections.abc import Callable
 
 from .localhost import ensure_localhost_computer, ensure_qe_codes, ensure_runner_codes, find_qe_executables
 from .profiles import (
-    DAEMON_TIMEOUT_S,
     PostgresSettings,
     RabbitmqSettings,
     SetupError,
     ensure_caching,
-    ensure_daemon_timeout,
+    ensure_daemon_options,
     ensure_laptop_profile,
     ensure_server_profile,
 )
@@ -97,8 +96,8 @@ def setup_machine(options: SetupOptions, echo: Callable[[str], None] = print) ->
     )
     added = ensure_caching(profile.name)
     echo(f'{"caching":<18} {"enabled" if added else "exists "}  pw.x and ph.x labels are reused when identical')
-    if ensure_daemon_timeout(profile.name):
-        echo(f'{"daemon timeout":<18} set      {DAEMON_TIMEOUT_S} s (verdi daemon stop/status on a loaded machine)')
+    for name, value in ensure_daemon_options(profile.name).items():
+        echo(f'{"daemon option":<18} set      {name} = {value}')
 
     if options.start_daemon:
         _ensure_daemon(profile, options.workers, echo)

@@ -23,7 +23,8 @@ __all__ = (
     'ensure_laptop_profile',
     'ensure_server_profile',
     'ensure_caching',
-    'ensure_daemon_timeout',
+    'ensure_daemon_options',
+    'DAEMON_OPTIONS',
     'CACHED_CALCULATIONS',
 )
 
@@ -90,9 +91,17 @@ def _require_kind(profile, storage: str, broker: str, kind: str) -> None:
         )
 
 
-def _finish_profile(profile, set_default: bool) -> None:
+#: Seconds between a waiting parent's checks that a child has terminated, a fail-safe behind the
+#: broker's broadcast. The laptop profile polls every second (a handful of processes; answers at
+#: once). The server profile keeps aiida-core's 60 s: at 1 s the 300 parents waiting in the 100-workchain
+#: load benchmark (benchmarks/server_load.py) cost ~80 transactions/s and kept both workers busy polling.
+LAPTOP_POLL_INTERVAL_S = 1
+
+
+def _finish_profile(profile, set_default: bool, poll_interval_s: int | None = None) -> None:
     config = _config()
-    config.set_option('runner.poll.interval', 1, scope=profile.name)
+    if poll_interval_s is not None:
+        config.set_option('runner.poll.interval', poll_interval_s, scope=profile.name)
     if set_default or config.default_profile_name is None:
         config.set_default_profile(profile.name, overwrite=True)
     config.store()
@@ -116,7 +125,7 @@ def ensure_laptop_profile(name: str, email: str, set_default: bool = False):
         broker_backend=LAPTOP_BROKER,
         broker_config=BrokerFactory(LAPTOP_BROKER).get_default_config(),
     )
-    _finish_profile(profile, set_default)
+    _finish_profile(profile, set_default, LAPTOP_POLL_INTERVAL_S)
     return profile, True
 
 
@@ -263,16 +272,32 @@ def ensure_caching(profile_name: str, identifiers=CACHED_CALCULATIONS) -> list[s
     return added
 
 
-#: Seconds ``verdi daemon stop/status`` wait for circus. aiida-core's default (2 s) times out while a
-#: 2-core machine runs QE and torch at full load, and `daemon stop` then fails with the daemon still up.
-DAEMON_TIMEOUT_S = 60
+#: Daemon options ``ionfield setup`` gives a profile unless the user already set them there.
+DAEMON_OPTIONS = {
+    # Seconds ``verdi daemon stop/status`` wait for circus. aiida-core's default (2 s) times out while a
+    # 2-core machine runs QE and torch at full load, and `daemon stop` then fails with the daemon still up.
+    'daemon.timeout': 60,
+    # Processes one worker runs at once. A parent waiting for its children keeps its slot, and children
+    # queued behind full workers are never picked up: with aiida-core's 200, 100 LabelWorkChains
+    # (LabelWorkChain > QeFrameWorkChain > PwBaseWorkChain > PwCalculation, 400 processes) fill the
+    # 400 slots of two workers exactly (`verdi process list`: 100 % used); any more and children wait in
+    # the queue behind parents that wait for them. A waiting process costs memory, not CPU: how many
+    # engines run at once is the scheduler's business.
+    'daemon.worker_process_slots': 2000,
+}
 
 
-def ensure_daemon_timeout(profile_name: str, seconds: int = DAEMON_TIMEOUT_S) -> bool:
-    """Raise the profile's ``daemon.timeout`` to ``seconds`` unless the user set one; return whether it changed."""
+def ensure_daemon_options(profile_name: str, options: dict | None = None) -> dict:
+    """Set ``options`` (default ``DAEMON_OPTIONS``) the user has not set on the profile; return those set."""
     config = _config()
-    if config.get_option('daemon.timeout', scope=profile_name, default=False) is not None:
-        return False
-    config.set_option('daemon.timeout', seconds, scope=profile_name)
-    config.store()
-    return True
+    options = DAEMON_OPTIONS if options is None else options
+    added = {
+        name: value
+        for name, value in options.items()
+        if config.get_option(name, scope=profile_name, default=False) is None
+    }
+    for name, value in added.items():
+        config.set_option(name, value, scope=profile_name)
+    if added:
+        config.store()
+    return added

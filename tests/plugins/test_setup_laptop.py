@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 
 import pytest
 
@@ -55,14 +56,26 @@ def test_setup_then_doctor_all_green_then_daemon_runs_a_workchain(laptop_profile
 
 @requires_qe
 def test_setup_again_reuses_everything(laptop_profile):
-    name, env, _ = laptop_profile
+    name, env, setup = laptop_profile
+    options = _config(env)['profiles'][name]['options']
+    assert options['daemon.timeout'] == 60 and options['daemon.worker_process_slots'] == 2000, options
+    assert 'daemon option      set      daemon.worker_process_slots = 2000' in setup.stdout
+    # a value the user chose is theirs: setting up again keeps it
+    chosen = subprocess.run(
+        ['verdi', '-p', name, 'config', 'set', 'daemon.worker_process_slots', '1500'],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert chosen.returncode == 0, chosen.stderr
     again = ionfield('setup', 'laptop', '-p', name, env=env)
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()
     assert any(line.startswith('profile') and 'exists' in line for line in lines)
     assert any(line.startswith('pseudo family') and 'exists' in line for line in lines)
-    assert not any('created' in line for line in lines), again.stdout
+    assert not any('created' in line or 'daemon option' in line for line in lines), again.stdout
     assert list(_config(env)['profiles']) == [name]
+    assert _config(env)['profiles'][name]['options']['daemon.worker_process_slots'] == 1500
 
 
 @requires_qe
