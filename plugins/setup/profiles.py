@@ -287,13 +287,12 @@ DAEMON_OPTIONS = {
 }
 
 
-def ensure_daemon_options(profile_name: str, options: dict | None = None) -> dict:
-    """Set ``options`` (default ``DAEMON_OPTIONS``) the user has not set on the profile; return those set."""
+def ensure_daemon_options(profile_name: str) -> dict:
+    """Set the ``DAEMON_OPTIONS`` the user has not set on the profile; return those set."""
     config = _config()
-    options = DAEMON_OPTIONS if options is None else options
     added = {
         name: value
-        for name, value in options.items()
+        for name, value in DAEMON_OPTIONS.items()
         if config.get_option(name, scope=profile_name, default=False) is None
     }
     for name, value in added.items():

@@ -7,11 +7,10 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 
 import pytest
 
-from ..conftest import ionfield, requires_qe
+from ..conftest import VERDI, ionfield, requires_qe, run
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +60,7 @@ def test_setup_again_reuses_everything(laptop_profile):
     assert options['daemon.timeout'] == 60 and options['daemon.worker_process_slots'] == 2000, options
     assert 'daemon option      set      daemon.worker_process_slots = 2000' in setup.stdout
     # a value the user chose is theirs: setting up again keeps it
-    chosen = subprocess.run(
-        ['verdi', '-p', name, 'config', 'set', 'daemon.worker_process_slots', '1500'],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    chosen = run([VERDI, '-p', name, 'config', 'set', 'daemon.worker_process_slots', '1500'], env=env)
     assert chosen.returncode == 0, chosen.stderr
     again = ionfield('setup', 'laptop', '-p', name, env=env)
     assert again.returncode == 0, again.stderr
