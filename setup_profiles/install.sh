@@ -59,7 +59,7 @@ tests)
     ruff check .
     ruff format --check .
     say "tests (slow end-to-end ones included; opt-in ones need extras CI does not install)"
-    python -m pytest -m "not optin" --timeout=1800 --durations=15 -p no:cacheprovider
+    python -m pytest -m "not optin" --timeout=1800 --durations=30 -p no:cacheprovider
     say "docs"
     python -m sphinx -W --keep-going -q -b html docs docs/_build/html
     echo "ok: docs/_build/html/index.html"

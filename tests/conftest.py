@@ -22,6 +22,26 @@ SHARED = REPO.parent / 'shared'
 IONFIELD = str(pathlib.Path(sys.executable).with_name('ionfield'))
 VERDI = str(pathlib.Path(sys.executable).with_name('verdi'))
 
+RUNNER_POLL_INTERVAL = 0.05
+"""Seconds between looks of a waiting parent at its child in the test profile's runner (aiida-core: 0)."""
+
+
+@pytest.fixture(scope='session')
+def aiida_profile(aiida_profile):
+    """aiida-core's temporary profile, whose runner polls waiting parents every 0.05 s, not in a busy loop.
+
+    The test profile has no broker, so a workchain run in the test process learns that its child ended
+    only by polling the child's node, and aiida-core polls test profiles with interval 0. While a
+    QeFrameWorkChain waited on ph.x, that loop took half a core (py-spy: ``Runner._poll_process``) from
+    the two MPI ranks on this 2-core box. 0.05 s adds at most that much to each wait.
+    """
+    from aiida.manage import get_manager
+
+    manager = get_manager()
+    manager.set_runner(manager.create_runner(poll_interval=RUNNER_POLL_INTERVAL))
+    return aiida_profile
+
+
 requires_qe = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ('pw.x', 'ph.x', 'ld1.x', 'mpirun')),
     reason='Quantum ESPRESSO is not installed (apt-get install quantum-espresso quantum-espresso-data)',
