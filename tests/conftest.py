@@ -22,24 +22,34 @@ SHARED = REPO.parent / 'shared'
 IONFIELD = str(pathlib.Path(sys.executable).with_name('ionfield'))
 VERDI = str(pathlib.Path(sys.executable).with_name('verdi'))
 
-RUNNER_POLL_INTERVAL = 0.05
-"""Seconds between looks of a waiting parent at its child in the test profile's runner (aiida-core: 0)."""
+RUNNER_POLL_INTERVAL = 0.5
+"""Seconds between looks of a waiting parent at its child in the test profile's runners (aiida-core: 0)."""
 
 
 @pytest.fixture(scope='session')
 def aiida_profile(aiida_profile):
-    """aiida-core's temporary profile, whose runner polls waiting parents every 0.05 s, not in a busy loop.
+    """aiida-core's temporary profile, whose runners poll waiting parents every 0.5 s, not in a busy loop.
 
     The test profile has no broker, so a workchain run in the test process learns that its child ended
     only by polling the child's node, and aiida-core polls test profiles with interval 0. While a
-    QeFrameWorkChain waited on ph.x, that loop took half a core (py-spy: ``Runner._poll_process``) from
-    the two MPI ranks on this 2-core box. 0.05 s adds at most that much to each wait.
+    QeFrameWorkChain waited on ph.x, that loop took half a core (py-spy: ``Runner._poll_process``, three
+    database reads a look) from the two MPI ranks on this 2-core box. ``run``/``run_get_node`` make a
+    fresh runner for every call (``Manager.create_runner(communicator=None)``), so the interval is given
+    to every runner the manager creates, not only to the global one.
     """
     from aiida.manage import get_manager
 
     manager = get_manager()
-    manager.set_runner(manager.create_runner(poll_interval=RUNNER_POLL_INTERVAL))
-    return aiida_profile
+    create_runner = manager.create_runner
+
+    def create_polling_runner(*args, **kwargs):
+        kwargs.setdefault('poll_interval', RUNNER_POLL_INTERVAL)
+        return create_runner(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(manager, 'create_runner', create_polling_runner)
+        manager.set_runner(manager.create_runner())
+        yield aiida_profile
 
 
 requires_qe = pytest.mark.skipif(
