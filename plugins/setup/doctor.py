@@ -10,6 +10,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 from .localhost import QE_CODES, QE_INSTALL_HINT, QE_TOOLS, ROOT_MPI_LINES, THREAD_LINES
@@ -192,6 +193,7 @@ def _check_localhost_and_codes(profile) -> Iterator[Check]:
             f'{label}: {computer.transport_type}/{computer.scheduler_type}, '
             f'{computer.get_default_mpiprocs_per_machine()} MPI ranks, OMP_NUM_THREADS=1',
         )
+    yield from _check_login_shell(computer)
 
     if settings.get('without_qe'):
         yield Check('codes', INFO, 'set up without the QE engine (`--without-qe`)')
@@ -208,6 +210,29 @@ def _check_localhost_and_codes(profile) -> Iterator[Check]:
             yield Check(f'code {full}', FAIL, f'{executable} is not executable', QE_INSTALL_HINT)
         else:
             yield Check(f'code {full}', OK, f'{executable} ({plugin})')
+
+
+def _check_login_shell(computer) -> Iterator[Check]:
+    """A ``core.local`` computer whose transport starts a login shell for every command (aiida-core's default).
+
+    Every job-status check (each second on our computers) then sources the user's profile; pyenv's or
+    conda's init there costs a tenth of a second or more, taken from the MPI ranks of the running job.
+    """
+    if computer.transport_type != 'core.local' or not computer.get_configuration().get('use_login_shell', True):
+        return
+    started = time.perf_counter()
+    try:
+        subprocess.run(['bash', '-l', '-c', 'true'], capture_output=True, timeout=30)
+        cost = f'{time.perf_counter() - started:.2f} s'
+    except subprocess.TimeoutExpired:
+        cost = 'over 30 s'
+    yield Check(
+        'login shell',
+        WARN,
+        f'`{computer.label}` runs every transport command in a login shell ({cost} each here), '
+        'which slows the running jobs',
+        f'verdi computer configure core.local -n --safe-interval 0 --no-use-login-shell {computer.label}',
+    )
 
 
 def _check_pseudos(profile) -> Iterator[Check]:

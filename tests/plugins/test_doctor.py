@@ -30,3 +30,21 @@ def test_failures_come_with_fix_commands_that_parse(aiida_profile):
     assert fixes, 'expected at least one ionfield fix command'
     for fix in fixes:
         _parses(fix)
+
+
+def test_a_local_computer_with_a_login_shell_is_warned_about_with_the_fix(aiida_profile, tmp_path):
+    from aiida import orm
+
+    from ionfield.plugins.setup.doctor import WARN, _check_login_shell
+    from ionfield.plugins.setup.localhost import ensure_localhost_computer
+
+    ours, _ = ensure_localhost_computer('doctor-ours', tmp_path / 'ours')
+    assert ours.get_configuration()['use_login_shell'] is False
+    assert list(_check_login_shell(ours)) == []
+
+    theirs = orm.Computer('doctor-login', 'localhost', transport_type='core.local', scheduler_type='core.direct')
+    theirs.set_workdir(str(tmp_path / 'theirs'))
+    theirs.store().configure()  # aiida-core's default: a login shell
+    (check,) = _check_login_shell(theirs)
+    assert check.status == WARN and 'login shell' in check.detail
+    assert check.fix.endswith('--no-use-login-shell doctor-login')
