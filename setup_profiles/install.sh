@@ -21,11 +21,12 @@ say() { printf '\n== %s\n' "$*"; }
 
 case "$MODE" in install|main|tests) ;; *) echo "usage: $0 [install|main|tests]" >&2; exit 2;; esac
 
-say "system packages (Quantum ESPRESSO 6.7: pw.x, ph.x, ld1.x; Open MPI; for the tests SLURM and munge)"
+say "system packages (Quantum ESPRESSO 6.7: pw.x, ph.x, ld1.x; Open MPI; for the tests SLURM, slurmdbd and munge)"
 need=()
 packages="quantum-espresso quantum-espresso-data openmpi-bin"
-# the tests also run a single-node SLURM cluster (setup_profiles/slurm/local-slurm.sh)
-[ "$MODE" = tests ] && packages="$packages slurmctld slurmd slurm-client munge"
+# the tests also run a single-node SLURM cluster (setup_profiles/slurm/local-slurm.sh), with accounting
+# (slurmdbd) where a MariaDB/MySQL server answers on localhost
+[ "$MODE" = tests ] && packages="$packages slurmctld slurmd slurm-client munge slurmdbd"
 for pkg in $packages; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

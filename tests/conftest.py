@@ -84,10 +84,12 @@ def stop_daemon(profile: str, env: dict) -> None:
 
 SLURM_SCRIPT = REPO / 'setup_profiles' / 'slurm' / 'local-slurm.sh'
 SLURM_TOOLS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'sinfo', 'scancel')
+SLURM_DB_CLIENTS = ('mariadb', 'mysql')
 
 
-def _free_port_pair() -> int:
-    """A port P with P and P + 1 free (slurmctld and slurmd)."""
+def _free_port_triple() -> int:
+    """A port P with P, P + 1 and P + 2 free (slurmctld, slurmd, slurmdbd)."""
+    import contextlib
     import socket
 
     for _ in range(50):
@@ -95,21 +97,37 @@ def _free_port_pair() -> int:
             probe.bind(('127.0.0.1', 0))
             port = probe.getsockname()[1]
         try:
-            with socket.socket() as first, socket.socket() as second:
-                first.bind(('', port))
-                second.bind(('', port + 1))
+            with contextlib.ExitStack() as stack:
+                for offset in range(3):
+                    stack.enter_context(socket.socket()).bind(('', port + offset))
             return port
         except OSError:
             continue
-    raise RuntimeError('no two adjacent free ports')
+    raise RuntimeError('no three adjacent free ports')
+
+
+def _accounting_database_client() -> str | None:
+    """The MySQL/MariaDB client when slurmdbd is installed and a server answers on 127.0.0.1 as root, else None."""
+    client = next((shutil.which(name) for name in SLURM_DB_CLIENTS if shutil.which(name)), None)
+    if not (client and shutil.which('slurmdbd') and shutil.which('sacctmgr')):
+        return None
+    probe = subprocess.run([client, '-h', '127.0.0.1', '-u', 'root', '-e', 'SELECT 1'], capture_output=True)
+    return client if probe.returncode == 0 else None
+
+
+def slurm_has_accounting(cluster: pathlib.Path) -> bool:
+    """Whether the ``local_slurm`` cluster runs slurmdbd (and so enforces accounts and QOS)."""
+    return (cluster / 'slurmdbd.conf').is_file()
 
 
 @pytest.fixture(scope='session')
 def local_slurm(tmp_path_factory):
     """A single-node SLURM cluster (munged, slurmctld, slurmd) started by ``setup_profiles/slurm/local-slurm.sh``.
 
-    ``SLURM_CONF`` points at it for the whole session; afterwards the three daemons are stopped and
-    checked to be gone, so nothing is left running.
+    With slurmdbd installed and a MySQL/MariaDB server on localhost, it also runs slurmdbd and enforces
+    accounting, in a database of its own that is dropped afterwards (:func:`slurm_has_accounting`).
+    ``SLURM_CONF`` points at it for the whole session; afterwards the daemons are stopped and checked
+    to be gone, so nothing is left running.
     """
     missing = [tool for tool in SLURM_TOOLS if not shutil.which(tool)]
     if missing:
@@ -119,7 +137,11 @@ def local_slurm(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip('the single-node SLURM needs root (slurmd starts the job steps)')
     directory = tmp_path_factory.mktemp('slurm')
-    env = {**os.environ, 'SLURM_PORT': str(_free_port_pair())}
+    env = {**os.environ, 'SLURM_PORT': str(_free_port_triple())}
+    database_client = _accounting_database_client()
+    database = f'ionfield_test_slurm_{os.getpid()}'
+    if database_client:
+        env['SLURM_DB'] = database
     started = subprocess.run(
         ['bash', str(SLURM_SCRIPT), 'start', str(directory)], env=env, capture_output=True, text=True
     )
@@ -127,7 +149,7 @@ def local_slurm(tmp_path_factory):
     os.environ['SLURM_CONF'] = str(directory / 'slurm.conf')
     pids = [
         int((directory / f'{name}.pid').read_text())
-        for name in ('munged', 'slurmctld', 'slurmd')
+        for name in ('munged', 'slurmctld', 'slurmd', 'slurmdbd')
         if (directory / f'{name}.pid').is_file()
     ]
     try:
@@ -136,6 +158,9 @@ def local_slurm(tmp_path_factory):
     finally:
         subprocess.run(['scancel', '--user', str(os.geteuid())], capture_output=True)
         stopped = subprocess.run(['bash', str(SLURM_SCRIPT), 'stop', str(directory)], capture_output=True, text=True)
+        if database_client:
+            drop = f'DROP DATABASE IF EXISTS `{database}`'
+            subprocess.run([database_client, '-h', '127.0.0.1', '-u', 'root', '-e', drop], capture_output=True)
         if previous is None:
             os.environ.pop('SLURM_CONF', None)
         else:

@@ -93,3 +93,53 @@ def test_training_and_md_run_through_slurm_on_the_gpu_partition(slurm_codes):
     assert_went_through_slurm(md, '#SBATCH --partition=gpu', '#SBATCH --gres=gpu:1')
     steps = md_results['trajectory'].read().steps
     np.testing.assert_array_equal(steps, [0, 5, 10, 15, 20])
+
+
+def test_accounts_and_qos_are_enforced_and_a_refused_request_stops_before_submission(slurm_codes, local_slurm):
+    """With slurmdbd, sbatch refuses what the accounting forbids; the CLI's request check says so first.
+
+    Without the check, aiida-core ends a CalcJob with an unknown account at exit code 131 and retries an
+    unknown QOS five times before pausing the process.
+    """
+    import subprocess
+
+    import click
+    from aiida.plugins import CalculationFactory
+
+    from ionfield.plugins.cli.utils import job_metadata_options
+
+    from .conftest import slurm_has_accounting
+
+    if not slurm_has_accounting(local_slurm):
+        pytest.skip('no accounting: slurmdbd or a MySQL/MariaDB server on 127.0.0.1 is missing')
+    refused = {
+        '--account=nosuch': 'Invalid account',
+        '--qos=nosuch': 'Invalid qos',
+        '--qos=short --time=60': 'QOSMaxWallDurationPerJobLimit',
+    }
+    for flags, words in refused.items():
+        sbatch = subprocess.run(
+            ['sbatch', *flags.split(), '--output=/dev/null', '--wrap', 'true'], capture_output=True, text=True
+        )
+        assert sbatch.returncode != 0 and words in sbatch.stderr, (flags, sbatch.stderr)
+
+    code = slurm_codes['ionfield-md']
+    allowed = job_metadata_options(code, 1800, partition='gpu', account='ionfield', qos='short', gpus=None)
+    assert allowed == {'queue_name': 'gpu', 'account': 'ionfield', 'qos': 'short', 'max_wallclock_seconds': 1800}
+    for request, words in [
+        ({'account': 'nosuch'}, 'account `nosuch` is not one of yours on cluster `ionfield-local`'),
+        ({'qos': 'nosuch'}, 'QOS `nosuch` is not allowed'),
+        ({'qos': 'short', 'walltime': 3600}, 'over the 1800 s that QOS `short` allows'),
+    ]:
+        with pytest.raises(click.UsageError, match=words):
+            job_metadata_options(code, **{'partition': None, 'account': None, 'qos': None, 'gpus': None, **request})
+
+    bash = orm.InstalledCode(computer=code.computer, filepath_executable='/bin/bash', label='bash-accounting')
+    add = CalculationFactory('core.arithmetic.add')
+    builder = add.get_builder()
+    builder.code = bash.store()
+    builder.x, builder.y = orm.Int(1), orm.Int(2)
+    builder.metadata.options.account = 'nosuch'
+    _, node = run_get_node(builder)
+    assert node.exit_status == add.exit_codes.ERROR_SCHEDULER_INVALID_ACCOUNT.status  # 131, nothing ran
+    assert node.get_job_id() is None

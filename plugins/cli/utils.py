@@ -115,10 +115,22 @@ def job_options(function):
 
 
 def job_metadata_options(code, walltime: int | None = None, **request) -> dict:
-    """``metadata.options`` for jobs of ``code`` from the :func:`job_options` values; a bad request is a usage error."""
-    from ionfield.plugins.job_options import JobOptionsError, JobRequest
+    """``metadata.options`` for jobs of ``code`` from the :func:`job_options` values; a bad request is a usage error.
 
+    An account or QOS for a SLURM computer is checked against the cluster's accounting first
+    (:mod:`ionfield.plugins.slurm_policy`), so a request ``sbatch`` would refuse stops here.
+    """
+    from ionfield.plugins.job_options import JobOptionsError, JobRequest
+    from ionfield.plugins.slurm_policy import cluster_policy
+
+    scheduler = code.computer.scheduler_type
     try:
-        return JobRequest(walltime_s=walltime, **request).metadata_options(code.computer.scheduler_type)
+        job = JobRequest(walltime_s=walltime, **request)
+        options = job.metadata_options(scheduler)
+        if scheduler == 'core.slurm' and (job.account or job.qos):
+            policy = cluster_policy(code.computer)
+            if policy is not None:
+                policy.check(job)
     except JobOptionsError as exception:
         raise click.UsageError(str(exception)) from exception
+    return options
