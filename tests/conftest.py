@@ -106,13 +106,19 @@ def _free_port_triple() -> int:
     raise RuntimeError('no three adjacent free ports')
 
 
+def _sql(client: str, statement: str) -> bool:
+    """Run ``statement`` as root on the MySQL/MariaDB server at 127.0.0.1; whether it succeeded."""
+    return (
+        subprocess.run([client, '-h', '127.0.0.1', '-u', 'root', '-e', statement], capture_output=True).returncode == 0
+    )
+
+
 def _accounting_database_client() -> str | None:
     """The MySQL/MariaDB client when slurmdbd is installed and a server answers on 127.0.0.1 as root, else None."""
-    client = next((shutil.which(name) for name in SLURM_DB_CLIENTS if shutil.which(name)), None)
+    client = next(filter(None, map(shutil.which, SLURM_DB_CLIENTS)), None)
     if not (client and shutil.which('slurmdbd') and shutil.which('sacctmgr')):
         return None
-    probe = subprocess.run([client, '-h', '127.0.0.1', '-u', 'root', '-e', 'SELECT 1'], capture_output=True)
-    return client if probe.returncode == 0 else None
+    return client if _sql(client, 'SELECT 1') else None
 
 
 def slurm_has_accounting(cluster: pathlib.Path) -> bool:
@@ -159,8 +165,7 @@ def local_slurm(tmp_path_factory):
         subprocess.run(['scancel', '--user', str(os.geteuid())], capture_output=True)
         stopped = subprocess.run(['bash', str(SLURM_SCRIPT), 'stop', str(directory)], capture_output=True, text=True)
         if database_client:
-            drop = f'DROP DATABASE IF EXISTS `{database}`'
-            subprocess.run([database_client, '-h', '127.0.0.1', '-u', 'root', '-e', drop], capture_output=True)
+            _sql(database_client, f'DROP DATABASE IF EXISTS `{database}`')
         if previous is None:
             os.environ.pop('SLURM_CONF', None)
         else:

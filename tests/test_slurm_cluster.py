@@ -7,19 +7,24 @@ request, and the job must have gone through ``sbatch`` (a SLURM job id) and fini
 
 from __future__ import annotations
 
+import subprocess
+
+import click
 import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
+from aiida.plugins import CalculationFactory
 
 from ionfield.models.reference_structures import alpha_li3n, get_reference_structure
 from ionfield.plugins.calculations.md import MDCalculation
+from ionfield.plugins.cli.utils import job_metadata_options
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.job_options import JobRequest
 from ionfield.workflows.label.workchain import LabelWorkChain
 from ionfield.workflows.train import TrainWorkChain
 
-from .conftest import requires_qe
+from .conftest import requires_qe, slurm_has_accounting
 from .models.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow
@@ -101,15 +106,6 @@ def test_accounts_and_qos_are_enforced_and_a_refused_request_stops_before_submis
     Without the check, aiida-core ends a CalcJob with an unknown account at exit code 131 and retries an
     unknown QOS five times before pausing the process.
     """
-    import subprocess
-
-    import click
-    from aiida.plugins import CalculationFactory
-
-    from ionfield.plugins.cli.utils import job_metadata_options
-
-    from .conftest import slurm_has_accounting
-
     if not slurm_has_accounting(local_slurm):
         pytest.skip('no accounting: slurmdbd or a MySQL/MariaDB server on 127.0.0.1 is missing')
     refused = {
