@@ -42,7 +42,7 @@ COMMITTED_LABELS = RESULTS / 'li3n_labels_qe_fast.npz'
 
 
 def _train(dataset, settings: dict, workdir: Path) -> Path:
-    from ionfield.models.train_runner import MODEL_FILE, RESULT_FILE, run_training
+    from ionfield.models.train.runner import MODEL_FILE, RESULT_FILE, run_training
 
     workdir.mkdir(parents=True, exist_ok=True)
     dataset.save(workdir / 'dataset.npz')
@@ -54,13 +54,13 @@ def _train(dataset, settings: dict, workdir: Path) -> Path:
 
 
 def pool(args) -> None:
-    from ionfield.models.calculator import load_calculator
-    from ionfield.models.dataset import Dataset
+    from ionfield.models.data.dataset import Dataset
     from ionfield.models.md.engine import run_field_md
     from ionfield.models.md.settings import MDSettings
     from ionfield.models.md.trajectory import read_trajectory
-    from ionfield.models.reference_structures import alpha_li3n
-    from ionfield.models.training import training_frames
+    from ionfield.models.potential.calculator import load_calculator
+    from ionfield.models.structures.reference import alpha_li3n
+    from ionfield.models.train.config import training_frames
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def label(args) -> None:
     from aiida.engine import submit
     from ase.io import read
 
-    from ionfield.models.dataset import Dataset
+    from ionfield.models.data.dataset import Dataset
     from ionfield.plugins.cli.cmd_check import wait_for
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.label.workchain import LabelWorkChain
@@ -144,7 +144,7 @@ def label(args) -> None:
 
 def _committee_errors(models, test) -> tuple[dict, list]:
     """(E/F errors of the committee mean on ``test``, the committee for later use)."""
-    from ionfield.models.committee import CommitteeEvaluator
+    from ionfield.models.potential.disagreement import CommitteeEvaluator
 
     committee = CommitteeEvaluator(models, has_bec=False)
     predictions = committee.evaluate(test.to_ase())
@@ -157,11 +157,11 @@ def _committee_errors(models, test) -> tuple[dict, list]:
 
 
 def compare(args) -> None:
-    from ionfield.models.active.descriptors import descriptor_matrix
-    from ionfield.models.active.selection import FrameSelector
-    from ionfield.models.active.trust import TrustLevels
-    from ionfield.models.dataset import Dataset
-    from ionfield.models.training import training_frames
+    from ionfield.models.active_learning.descriptors import descriptor_matrix
+    from ionfield.models.active_learning.selection import FrameSelector
+    from ionfield.models.active_learning.trust import TrustLevels
+    from ionfield.models.data.dataset import Dataset
+    from ionfield.models.train.config import training_frames
 
     test = Dataset.load(args.dir / 'test_labels.npz')
     pool_frames = Dataset.load(args.dir / 'pool_labels.npz')

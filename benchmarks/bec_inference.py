@@ -21,8 +21,8 @@ from nequip.model import NequIPGNNModel
 from nequip.utils.global_state import set_global_state
 
 from ionfield.models.nequip_bec.model import NequIPBECModel
-from ionfield.models.reference_structures import alpha_li3n
-from ionfield.models.training import SIZES
+from ionfield.models.structures.reference import alpha_li3n
+from ionfield.models.train.settings import SIZES
 
 R_MAX = 4.5
 REPEATS_FOR = {100: (5, 5, 1), 1000: (5, 5, 10)}  # Li3N cells: 4 atoms each

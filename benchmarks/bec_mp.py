@@ -29,7 +29,7 @@ from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborList
 from nequip.utils.global_state import set_global_state
 
 from ionfield.models.nequip_bec.model import NequIPBECModel
-from ionfield.models.training import SIZES
+from ionfield.models.train.settings import SIZES
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'bec' / 'mp-dfpt-bec.xyz'
 

@@ -31,10 +31,10 @@ from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborList
 from nequip.integrations.ase import NequIPCalculator
 from nequip.utils.global_state import set_global_state
 
-from ionfield.models.calculator import BornChargeCalculator
 from ionfield.models.md.engine import run_field_md
 from ionfield.models.md.settings import MDSettings
-from ionfield.models.reference_structures import alpha_li3n
+from ionfield.models.potential.calculator import BornChargeCalculator
+from ionfield.models.structures.reference import alpha_li3n
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bec_inference import R_MAX, build  # noqa: E402 - the same backbone builder as the inference benchmark

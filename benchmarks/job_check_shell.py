@@ -55,7 +55,7 @@ def seconds_per_check(login_shell: bool, checks: int = 10) -> float:
 def write_li3n_input(directory: Path) -> Path:
     from ase.io import write
 
-    from ionfield.models.reference_structures import get_reference_structure
+    from ionfield.models.structures.reference import get_reference_structure
     from ionfield.plugins.setup.pseudos import generate_family_files
 
     pseudos = generate_family_files(directory / 'pseudos', elements=('Li', 'N'))

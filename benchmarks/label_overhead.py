@@ -31,10 +31,10 @@ def main() -> None:
     from aiida.engine import submit
 
     load_profile(arguments.profile, allow_switch=True)
-    from ionfield.models.reference_structures import get_reference_structure
+    from ionfield.models.structures.reference import get_reference_structure
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.label.workchain import LabelWorkChain
-    from ionfield.workflows.sampling import rattle_structure
+    from ionfield.workflows.structures.functions import rattle_structure
 
     seed = arguments.seed if arguments.seed is not None else int(time.time())
     settings = get_settings()

@@ -34,11 +34,11 @@ def label(args) -> None:
     from aiida import load_profile, orm
     from aiida.engine import submit
 
-    from ionfield.models.dataset import Dataset
-    from ionfield.models.reference_structures import alpha_li3n
+    from ionfield.models.data.dataset import Dataset
+    from ionfield.models.structures.reference import alpha_li3n
     from ionfield.plugins.cli.cmd_check import wait_for
     from ionfield.plugins.setup.settings import get_settings
-    from ionfield.workflows import sampling
+    from ionfield.workflows.structures import functions as sampling
     from ionfield.workflows.label.workchain import LabelWorkChain
 
     load_profile(args.profile)
@@ -96,7 +96,7 @@ def label(args) -> None:
 
 
 def _subset(dataset, indices):
-    from ionfield.models.dataset import Dataset
+    from ionfield.models.data.dataset import Dataset
 
     return Dataset(dataset[int(i)] for i in indices)
 
@@ -121,11 +121,11 @@ def species_baseline_rmse(train, test) -> float | None:
 
 
 def curve(args) -> None:
-    from ionfield.models.calculator import load_calculator
-    from ionfield.models.dataset import Dataset
-    from ionfield.models.evaluation import error_metrics, predict
-    from ionfield.models.train_runner import MODEL_FILE, RESULT_FILE, run_training
-    from ionfield.models.training import SPLIT_FILES, training_frames
+    from ionfield.models.data.dataset import Dataset
+    from ionfield.models.potential.calculator import load_calculator
+    from ionfield.models.potential.evaluation import error_metrics, predict
+    from ionfield.models.train.config import SPLIT_FILES, training_frames
+    from ionfield.models.train.runner import MODEL_FILE, RESULT_FILE, run_training
 
     dataset = training_frames(Dataset.load(args.dataset))
     rng = np.random.default_rng(args.seed)

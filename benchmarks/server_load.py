@@ -40,8 +40,8 @@ from aiida.engine import submit
 load_profile(sys.argv[1])
 from aiida.manage.configuration import get_config_option
 options = {name: get_config_option(name) for name in ('runner.poll.interval', 'daemon.worker_process_slots')}
-from ionfield.models.reference_structures import get_reference_structure
-from ionfield.models.sampling import rattle
+from ionfield.models.structures.reference import get_reference_structure
+from ionfield.models.structures.sampling import rattle
 from ionfield.plugins.setup.settings import get_settings
 from ionfield.workflows.label.workchain import LabelWorkChain
 n, overrides = int(sys.argv[2]), json.loads(sys.argv[3])

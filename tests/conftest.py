@@ -262,7 +262,7 @@ def trained_members(tmp_path_factory):
         workdir.mkdir()
         data.save(workdir / 'dataset.npz')
         (workdir / 'settings.json').write_text(json.dumps({'seed': seed, 'max_epochs': 12, 'patience': 12}))
-        command = [sys.executable, '-m', 'ionfield.models.train_runner', '--workdir', str(workdir)]
+        command = [sys.executable, '-m', 'ionfield.models.train.runner', '--workdir', str(workdir)]
         command += ['--dataset', str(workdir / 'dataset.npz'), '--settings', str(workdir / 'settings.json')]
         code = subprocess.run(
             command, env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True

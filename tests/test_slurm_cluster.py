@@ -16,13 +16,13 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory
 
-from ionfield.models.reference_structures import alpha_li3n, get_reference_structure
+from ionfield.models.structures.reference import alpha_li3n, get_reference_structure
 from ionfield.plugins.calculations.md import MDCalculation
 from ionfield.plugins.cli.utils import job_metadata_options
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.job_options import JobRequest
 from ionfield.workflows.label.workchain import LabelWorkChain
-from ionfield.workflows.train import TrainWorkChain
+from ionfield.workflows.train.workchain import TrainWorkChain
 
 from .conftest import requires_qe, slurm_has_accounting
 from .models.synthetic import synthetic_dataset

@@ -28,9 +28,10 @@ import numpy as np
 from ase import Atoms, units
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-from ..calculator import BORN_CHARGES
-from ..committee import combine
-from .calculator import FIELD_FORCES, FieldCalculator, FieldMDInputError
+from ionfield.models.keys import BORN_CHARGES, FIELD_FORCES
+from ionfield.models.potential.disagreement import combine
+
+from .field_calculator import FieldCalculator, FieldMDInputError
 from .logs import THERMO_COLUMNS, THERMO_FILE, UNCERTAINTY_COLUMNS, UNCERTAINTY_FILE, CsvLog
 from .settings import MDInputError, MDSettings
 from .stops import (

@@ -18,7 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..devices import default_device, limit_threads
+from ionfield.models.potential.devices import default_device, limit_threads
+
 from .settings import MDInputError, MDSettings
 from .stops import CLOSE_CONTACT, COMPLETED, FAILED, NOT_FINITE, TEMPERATURE_RUNAWAY, UNCERTAINTY
 
@@ -43,7 +44,7 @@ def _write_result(workdir: Path, status: str, message: str = '', **extra) -> int
 
 def load_models(paths: list[Path], device: str, structure_species: set[str]):
     """Driver calculator and the other committee members; refuses species a model lacks."""
-    from ..calculator import load_calculator, model_type_names
+    from ionfield.models.potential.calculator import load_calculator, model_type_names
 
     calculators = []
     for path in paths:
@@ -67,7 +68,8 @@ def run_md(
 ) -> int:
     from ase.io import read
 
-    from ..calculator import ModelFileError
+    from ionfield.models.potential.calculator import ModelFileError
+
     from .engine import run_field_md
 
     workdir = workdir.resolve()

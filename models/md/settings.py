@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ionfield.models.values import is_integer, is_number
+from ionfield.models.settings import Settings, SettingsError, is_integer, is_number, is_positive
 
 from .field import BEC_MODES, FieldInputError, parse_field
 
@@ -18,13 +18,16 @@ TRAJECTORY_FORMATS = ('h5', 'extxyz')
 BACKENDS = ('ase', 'torchsim')
 
 
-class MDInputError(ValueError):
+class MDInputError(SettingsError):
     """Settings a run cannot start from; the message says what to change."""
 
 
 @dataclasses.dataclass
-class MDSettings:
+class MDSettings(Settings):
     """One field-MD run: integrator, field, output cadence and stop bounds."""
+
+    input_error = MDInputError
+    label = 'MD setting'
 
     ensemble: str = 'langevin'
     backend: str = 'ase'
@@ -51,23 +54,16 @@ class MDSettings:
     max_temperature_K: float | None = None  # noqa: N815 - None: max(3 T, T + 1000 K)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MDSettings:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise MDInputError(f'unknown MD setting(s) {unknown}; known: {sorted(known)}')
-        values = dict(values)
+    def _normalise(cls, values: dict[str, Any]) -> dict[str, Any]:
         if 'field' in values:
             try:
                 values['field'] = tuple(parse_field(values['field']).tolist())
             except FieldInputError as exc:
                 raise MDInputError(str(exc)) from None
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        return values
 
     def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
+        values = super().to_dict()
         values['field'] = list(self.field)
         return values
 
@@ -77,7 +73,7 @@ class MDSettings:
             return self.max_temperature_K
         return max(3 * self.temperature_K, self.temperature_K + 1000.0)
 
-    def validate(self) -> None:
+    def problems(self) -> list[str]:
         problems = []
         if self.ensemble not in ENSEMBLES:
             problems.append(f'ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}')
@@ -95,24 +91,24 @@ class MDSettings:
                 problems.append(
                     f'{name} must be a {"non-negative" if name == "steps" else "positive"} integer, got {value!r}'
                 )
-        if not (_positive(self.timestep_fs) and self.timestep_fs <= 10):
+        if not (is_positive(self.timestep_fs) and self.timestep_fs <= 10):
             problems.append(f'timestep_fs must be in (0, 10] fs, got {self.timestep_fs!r}')
         if not (is_number(self.temperature_K) and self.temperature_K >= 0):
             problems.append(f'temperature_K must be >= 0, got {self.temperature_K!r}')
         if self.ensemble != 'nve' and not self.temperature_K > 0:
             problems.append(f'the {self.ensemble} thermostat needs temperature_K > 0')
         for name in ('friction_per_fs', 'taut_fs', 'taup_fs'):
-            if not _positive(getattr(self, name)):
+            if not is_positive(getattr(self, name)):
                 problems.append(f'{name} must be positive, got {getattr(self, name)!r}')
         if not is_number(self.pressure_GPa):
             problems.append(f'pressure_GPa must be a number, got {self.pressure_GPa!r}')
         for name in ('max_force_deviation', 'max_bec_deviation', 'max_temperature_K'):
             value = getattr(self, name)
-            if value is not None and not _positive(value):
+            if value is not None and not is_positive(value):
                 problems.append(f'{name} must be positive or null, got {value!r}')
         if not (is_number(self.min_distance) and self.min_distance >= 0):
             problems.append(f'min_distance must be >= 0 Å, got {self.min_distance!r}')
-        if self.max_temperature_K is not None and _positive(self.max_temperature_K):
+        if self.max_temperature_K is not None and is_positive(self.max_temperature_K):
             if self.max_temperature_K <= self.temperature_K:
                 problems.append('max_temperature_K must be above temperature_K')
         if not is_integer(self.seed, 0):
@@ -121,9 +117,4 @@ class MDSettings:
             parse_field(self.field)
         except FieldInputError as exc:
             problems.append(str(exc))
-        if problems:
-            raise MDInputError('; '.join(problems))
-
-
-def _positive(value) -> bool:
-    return is_number(value) and value > 0
+        return problems

@@ -81,7 +81,7 @@ def check_contacts(atoms: Atoms, min_distance: float, step: int) -> Stop | None:
 
 
 def check_uncertainty(prediction, settings, step: int) -> Stop | None:
-    """``prediction``: a :class:`~ionfield.models.committee.FramePrediction`; bounds from the settings."""
+    """``prediction``: a :class:`~ionfield.models.potential.disagreement.FramePrediction`; bounds from the settings."""
     checks = (
         ('max force deviation', prediction.max_force_deviation, settings.max_force_deviation, 'eV/Å'),
         ('max Z* deviation', prediction.max_bec_deviation, settings.max_bec_deviation, 'e'),

@@ -17,9 +17,10 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from ionfield.models.train_runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
-from ionfield.models.training import LAST_CHECKPOINT, OUTPUT_DIR, TrainingInputError, TrainingSettings
-from ionfield.models.training_log import LOG_CSV
+from ionfield.models.train.config import LAST_CHECKPOINT, OUTPUT_DIR
+from ionfield.models.train.log import LOG_CSV
+from ionfield.models.train.runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
+from ionfield.models.train.settings import TrainingInputError, TrainingSettings
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import ModelData

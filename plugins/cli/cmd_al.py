@@ -24,7 +24,7 @@ def cmd_al():
 
 def build_al_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
     """``base``, then ``--set`` pairs, then explicit options; validated by ``ActiveLearningSettings``."""
-    from ionfield.models.active.settings import ActiveLearningInputError, ActiveLearningSettings
+    from ionfield.models.active_learning.settings import ActiveLearningInputError, ActiveLearningSettings
 
     return validated_settings(
         ActiveLearningSettings, ActiveLearningInputError, values, base, what='active-learning', **options
@@ -110,7 +110,7 @@ def cmd_al_run(
     """
     from aiida import orm
 
-    from ionfield.models.training import TrainingInputError, TrainingSettings
+    from ionfield.models.train.settings import TrainingInputError, TrainingSettings
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 
@@ -171,7 +171,7 @@ def cmd_al_restart(identifier, iteration, without_later_labels, values, wait_s, 
 
 
 def echo_report(node) -> None:
-    from ionfield.models.active.report import format_table
+    from ionfield.models.active_learning.report import format_table
     from ionfield.workflows.active_learning.restart import finished_history
 
     history = node.outputs.history.get_list() if 'history' in node.outputs else finished_history(node)
@@ -194,7 +194,7 @@ def echo_report(node) -> None:
 @PROFILE_OPTION
 def cmd_al_report(identifier, plot_path, profile):
     """Table per iteration (dataset, shares, errors on new labels, trust levels, timings) of campaign PK."""
-    from ionfield.models.active.report import plot_history
+    from ionfield.models.active_learning.report import plot_history
     from ionfield.workflows.active_learning.restart import finished_history
 
     load_profile_or_fail(profile)

@@ -88,7 +88,7 @@ def campaign_run(
 
     from ionfield.models.transport.settings import CampaignSettings
     from ionfield.plugins.data.model import CommitteeData
-    from ionfield.workflows.campaign.workchain import TransportCampaignWorkChain, validate_inputs
+    from ionfield.workflows.transport.workchain import TransportCampaignWorkChain, validate_inputs
 
     load_profile_or_fail(profile)
     settings = build_campaign_settings(values, **options)
@@ -124,7 +124,7 @@ def campaign_run(
 def _with_vacancies(structure, spec: str):
     from aiida import orm
 
-    from ionfield.workflows.sampling import make_vacancies
+    from ionfield.workflows.structures.functions import make_vacancies
 
     species, _, count = spec.partition(':')
     try:
@@ -170,7 +170,7 @@ def _write_report(node, folder: Path) -> Path:
 def _rebuild_report(node, folder: Path) -> dict:
     """Summary, figures and report from the conditions a campaign has analysed so far."""
     from ionfield.models.transport.report import write_report
-    from ionfield.workflows.campaign.functions import curves_of
+    from ionfield.workflows.transport.functions import curves_of
 
     analyses = [c for c in node.called if c.process_label == 'analyse_replicas' and c.is_finished_ok]
     if not analyses:

@@ -16,7 +16,7 @@ def read_structures(sources: tuple[str, ...]):
 
     from ase.io import read
 
-    from ionfield.models.reference_structures import REFERENCE_STRUCTURES, get_reference_structure
+    from ionfield.models.structures.reference import REFERENCE_STRUCTURES, get_reference_structure
 
     structures = []
     for source in sources:
@@ -57,7 +57,7 @@ def cmd_check(structures, min_distance, submit, wait_s, profile):
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
 
-    from ionfield.workflows.structure_check import StructureCheckWorkChain
+    from ionfield.workflows.structures.check import StructureCheckWorkChain
 
     load_profile_or_fail(profile)
     nodes = []

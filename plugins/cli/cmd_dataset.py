@@ -50,7 +50,7 @@ def _fmt(value) -> str:
 @PROFILE_OPTION
 def dataset_show(identifier, show_frames, profile):
     """Statistics of DATASET (a DatasetData or a LabelWorkChain pk/UUID)."""
-    from ionfield.models.dataset import asr_violation
+    from ionfield.models.data import asr_violation
 
     load_profile_or_fail(profile)
     node = load_dataset_node(identifier)
@@ -67,7 +67,7 @@ def dataset_show(identifier, show_frames, profile):
             flags = ','.join(sorted(frame.flags)) or '-'
             click.echo(
                 f'  {index:>4} {formula:<14} {frame.natoms:>5} {_fmt(frame.energy):>14} '
-                f'{_fmt(asr_violation(frame)):>8}  {flags}  {frame.source_uuid or "-"}'
+                f'{_fmt(asr_violation(frame.born_charges)):>8}  {flags}  {frame.source_uuid or "-"}'
             )
 
 

@@ -55,7 +55,7 @@ def build_structures(sources, supercell, rattle, stdev, seed) -> dict:
 
     from aiida import orm
 
-    from ionfield.workflows import sampling
+    from ionfield.workflows.structures import functions as sampling
 
     structures = {}
     for name, atoms in read_structures(sources):

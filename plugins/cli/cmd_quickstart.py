@@ -62,10 +62,10 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
     from aiida.common.exceptions import InvalidOperation
     from aiida.engine import submit as submit_process
 
-    from ionfield.models.reference_structures import get_reference_structure
+    from ionfield.models.structures.reference import get_reference_structure
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
-    from ionfield.workflows.structure_check import StructureCheckWorkChain
+    from ionfield.workflows.structures.check import StructureCheckWorkChain
 
     from .cmd_al import echo_report
 

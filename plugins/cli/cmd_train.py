@@ -44,7 +44,7 @@ METRICS = (
 
 def build_settings(values: tuple[str, ...], **options) -> dict:
     """The ``--set`` pairs plus the options that were given, validated by ``TrainingSettings``."""
-    from ionfield.models.training import TrainingInputError, TrainingSettings
+    from ionfield.models.train.settings import TrainingInputError, TrainingSettings
 
     return validated_settings(TrainingSettings, TrainingInputError, values, what='training', **options)
 
@@ -230,7 +230,7 @@ def cmd_train(
     from aiida import orm
     from aiida.engine import submit
 
-    from ionfield.workflows.train import TrainWorkChain
+    from ionfield.workflows.train.workchain import TrainWorkChain
 
     load_profile_or_fail(profile)
     dataset = load_dataset_node(identifier)
@@ -290,7 +290,7 @@ def cmd_committee(
     from aiida import orm
     from aiida.engine import submit
 
-    from ionfield.workflows.committee import CommitteeWorkChain
+    from ionfield.workflows.train.committee import CommitteeWorkChain
 
     if members < 2:
         raise click.BadParameter(f'a committee needs at least 2 members, got {members}', param_hint='-n/--size')

@@ -1,7 +1,7 @@
-"""``DatasetData``: a :class:`~ionfield.models.dataset.Dataset` as one AiiDA node.
+"""``DatasetData``: a :class:`~ionfield.models.data.dataset.Dataset` as one AiiDA node.
 
 The frames live in one ``.npz`` file in the node's repository (the format of
-:meth:`Dataset.save <ionfield.models.dataset.Dataset.save>`), so a dataset of any size costs one
+:meth:`Dataset.save <ionfield.models.data.dataset.Dataset.save>`), so a dataset of any size costs one
 file, not one node per frame. What one wants to *query* (numbers of frames and atoms, species,
 how many frames carry each label, a sha256 of the content) is copied into attributes, so QueryBuilder
 can select datasets without opening them. The node is immutable once stored (AiiDA enforces it).
@@ -13,7 +13,7 @@ import io
 
 from aiida import orm
 
-from ionfield.models.dataset import FORMAT_VERSION, Dataset
+from ionfield.models.data.dataset import FORMAT_VERSION, Dataset
 
 __all__ = ('DatasetData',)
 
@@ -27,7 +27,7 @@ class DatasetData(orm.Data):
     def __init__(self, dataset: Dataset, **kwargs) -> None:
         super().__init__(**kwargs)
         if not isinstance(dataset, Dataset):
-            raise TypeError(f'dataset must be an ionfield.models.dataset.Dataset, got {type(dataset).__name__}')
+            raise TypeError(f'dataset must be an ionfield.models.data.dataset.Dataset, got {type(dataset).__name__}')
         self._store_dataset(dataset)
 
     def _store_dataset(self, dataset: Dataset) -> None:

@@ -104,7 +104,7 @@ class ModelData(orm.Data):
 
     def get_calculator(self, device: str = 'cpu'):
         """An ASE calculator (Born charges in ``results['born_effective_charges']`` when there is a head)."""
-        from ionfield.models.calculator import load_calculator
+        from ionfield.models.potential.calculator import load_calculator
 
         with self.as_path() as path:
             return load_calculator(path, device=device, has_bec=self.has_bec)
@@ -143,8 +143,8 @@ class CommitteeData(orm.Data):
 
     @contextlib.contextmanager
     def evaluator(self, device: str = 'cpu'):
-        """A :class:`~ionfield.models.committee.CommitteeEvaluator` over the member packages."""
-        from ionfield.models.committee import CommitteeEvaluator
+        """A :class:`~ionfield.models.potential.disagreement.CommitteeEvaluator` over the member packages."""
+        from ionfield.models.potential.disagreement import CommitteeEvaluator
 
         with tempfile.TemporaryDirectory() as tmp:
             paths = [m.export(Path(tmp) / f'member{i}.nequip.zip') for i, m in enumerate(self.members)]

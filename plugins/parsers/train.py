@@ -9,8 +9,8 @@ from pathlib import Path
 from aiida import orm
 from aiida.parsers import Parser
 
-from ionfield.models.train_runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
-from ionfield.models.training_log import LOG_CSV, read_training_log
+from ionfield.models.train.log import LOG_CSV, read_training_log
+from ionfield.models.train.runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
 from ionfield.plugins.data.model import ModelData
 
 STATUS_EXIT = {

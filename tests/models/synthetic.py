@@ -13,8 +13,8 @@ import numpy as np
 from ase.calculators.lj import LennardJones
 from ase.neighborlist import neighbor_list
 
-from ionfield.models.dataset import Dataset, Frame, asr_corrected
-from ionfield.models.reference_structures import alpha_li3n
+from ionfield.models.data import Dataset, Frame, asr_corrected
+from ionfield.models.structures.reference import alpha_li3n
 
 NOMINAL = {'Li': 1.0, 'N': -3.0}
 

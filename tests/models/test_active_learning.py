@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ionfield.models.active.calibration import calibrate, frame_max_error, spearman
-from ionfield.models.active.convergence import (
+from ionfield.models.active_learning.calibration import calibrate, frame_max_error, spearman
+from ionfield.models.active_learning.convergence import (
     BUDGET_SPENT,
     CONTINUE,
     CONVERGED,
@@ -14,13 +14,13 @@ from ionfield.models.active.convergence import (
     NO_CANDIDATES,
     ConvergenceCriterion,
 )
-from ionfield.models.active.descriptors import descriptor_matrix, radial_descriptor
-from ionfield.models.active.report import format_table, plot_history
-from ionfield.models.active.selection import FrameSelector, farthest_point_sampling
-from ionfield.models.active.settings import ActiveLearningInputError, ActiveLearningSettings
-from ionfield.models.active.trust import ACCURATE, CANDIDATE, FAILED, TrustLevels, TrustLevelsError
-from ionfield.models.reference_structures import get_reference_structure
-from ionfield.models.sampling import rattle
+from ionfield.models.active_learning.descriptors import descriptor_matrix, radial_descriptor
+from ionfield.models.active_learning.report import format_table, plot_history
+from ionfield.models.active_learning.selection import FrameSelector, farthest_point_sampling
+from ionfield.models.active_learning.settings import ActiveLearningInputError, ActiveLearningSettings
+from ionfield.models.active_learning.trust import ACCURATE, CANDIDATE, FAILED, TrustLevels, TrustLevelsError
+from ionfield.models.structures.reference import get_reference_structure
+from ionfield.models.structures.sampling import rattle
 
 TRUST = TrustLevels(0.05, 0.3, 0.1, 0.5)
 

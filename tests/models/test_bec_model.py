@@ -21,7 +21,7 @@ from nequip.utils.unittests.conftest import *  # noqa: E402,F401,F403  (nequip's
 from nequip.utils.unittests.model_tests_basic import EnergyModelTestsMixin  # noqa: E402
 
 from ionfield.models.nequip_bec.model import NOMINAL_CHARGES, NequIPBECModel, nominal_charges_for  # noqa: E402
-from ionfield.models.reference_structures import alpha_li3n  # noqa: E402
+from ionfield.models.structures.reference import alpha_li3n  # noqa: E402
 
 BASE = {
     '_target_': 'ionfield.models.nequip_bec.model.NequIPBECModel',

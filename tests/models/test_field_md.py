@@ -13,10 +13,10 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 from scipy.spatial.transform import Rotation
 
-from ionfield.models.calculator import BORN_CHARGES
-from ionfield.models.md.calculator import FIELD_FORCES, FieldCalculator
+from ionfield.models.keys import BORN_CHARGES, FIELD_FORCES
 from ionfield.models.md.engine import STATE_FILE, run_field_md
 from ionfield.models.md.field import FieldInputError, field_forces, parse_field, project_born_charges
+from ionfield.models.md.field_calculator import FieldCalculator
 from ionfield.models.md.logs import THERMO_FILE, UNCERTAINTY_FILE, read_log
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.md.trajectory import read_trajectory
@@ -208,8 +208,8 @@ def test_field_md_with_the_born_charge_head_is_rotation_covariant():
     """The real head: forces under a field, rotated structure and field, are the rotated forces."""
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
 
-    from ionfield.models.calculator import BornChargeCalculator
-    from ionfield.models.reference_structures import alpha_li3n
+    from ionfield.models.potential.calculator import BornChargeCalculator
+    from ionfield.models.structures.reference import alpha_li3n
 
     from .test_bec_model import li3n_model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ionfield.models import qe_labels
+from ionfield.models.labels import qe as qe_labels
 
 
 def test_stress_changes_sign_and_unit():

@@ -10,8 +10,8 @@ from ase.formula import Formula
 from ase.io import read
 from ase.neighborlist import neighbor_list
 
-from ionfield.models import reference_structures as rs
-from ionfield.models.structure_checks import analyse_structure
+from ionfield.models.structures import reference as rs
+from ionfield.models.structures.checks import analyse_structure
 from tests.conftest import SHARED
 
 pytestmark = pytest.mark.filterwarnings('ignore:Set OLD_ERROR_HANDLING:DeprecationWarning')

@@ -1,13 +1,13 @@
-"""Supercells, rattling, strains and file reading of ``ionfield.models.sampling`` (plain Python, no AiiDA)."""
+"""Supercells, rattling, strains and file reading of ``ionfield.models.structures.sampling`` (no AiiDA)."""
 
 import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
 
-from ionfield.models import sampling
-from ionfield.models.reference_structures import alpha_li3n, beta_agi, beta_li3po4
-from ionfield.models.structure_checks import analyse_structure
+from ionfield.models.structures import sampling
+from ionfield.models.structures.checks import analyse_structure
+from ionfield.models.structures.reference import alpha_li3n, beta_agi, beta_li3po4
 
 # --- supercells -------------------------------------------------------------------------------------------
 

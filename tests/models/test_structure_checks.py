@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from ionfield.models import structure_checks as sc
-from ionfield.models.reference_structures import alpha_li3n, get_reference_structure
+from ionfield.models.structures import checks as sc
+from ionfield.models.structures.reference import alpha_li3n, get_reference_structure
 
 
 def test_alpha_li3n_matches_the_published_structure():

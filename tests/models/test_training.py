@@ -11,19 +11,19 @@ import pytest
 import torch
 import yaml
 
-from ionfield.models.calculator import ModelFileError, load_calculator
-from ionfield.models.committee import CommitteeError, CommitteeEvaluator, bec_deviation, combine, force_deviation
-from ionfield.models.dataset import Dataset
+from ionfield.models.data.dataset import Dataset
 from ionfield.models.nequip_bec.metrics import MaskedMeanSquaredError, MaskedRootMeanSquaredError
-from ionfield.models.train_runner import RESULT_FILE, classify_failure, run_training
-from ionfield.models.training import (
-    TrainingInputError,
-    TrainingSettings,
-    build_config,
-    check_dataset,
-    split_dataset,
-    write_training_inputs,
+from ionfield.models.potential.calculator import ModelFileError, load_calculator
+from ionfield.models.potential.disagreement import (
+    CommitteeError,
+    CommitteeEvaluator,
+    bec_deviation,
+    combine,
+    force_deviation,
 )
+from ionfield.models.train.config import build_config, split_dataset, write_training_inputs
+from ionfield.models.train.runner import RESULT_FILE, classify_failure, run_training
+from ionfield.models.train.settings import TrainingInputError, TrainingSettings, check_dataset
 
 from .synthetic import synthetic_dataset
 

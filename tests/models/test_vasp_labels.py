@@ -16,8 +16,8 @@ import ase.io
 import numpy as np
 import pytest
 
-from ionfield.models import vasp_labels
-from ionfield.models.dataset import asr_corrected
+from ionfield.models.data import asr_corrected
+from ionfield.models.labels import vasp as vasp_labels
 
 SHARED_VASP = pathlib.Path(__file__).resolve().parents[2].parent / 'shared' / 'data' / 'vasp-dfpt'
 ASE_DFPT = pathlib.Path(ase.__file__).parent / 'test' / 'testdata' / 'vasp' / 'vasprun_dfpt.xml'

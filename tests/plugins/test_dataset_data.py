@@ -7,7 +7,7 @@ import pytest
 from aiida import orm
 from aiida.plugins import DataFactory
 
-from ionfield.models.dataset import Dataset
+from ionfield.models.data.dataset import Dataset
 from ionfield.plugins.data.dataset import DatasetData
 
 from ..models.test_dataset import assert_same, make_frame

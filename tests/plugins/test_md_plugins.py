@@ -24,7 +24,7 @@ from ase import Atoms
 from ionfield.models.md.engine import run_field_md
 from ionfield.models.md.runner import RESULT_FILE, STATUS_EXIT
 from ionfield.models.md.settings import MDSettings
-from ionfield.models.reference_structures import alpha_li3n
+from ionfield.models.structures.reference import alpha_li3n
 from ionfield.plugins.calculations.md import validate_inputs
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData

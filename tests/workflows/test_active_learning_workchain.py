@@ -21,14 +21,14 @@ from aiida.engine import WorkChain, calcfunction, run_get_node
 from aiida.plugins import CalculationFactory
 
 from ionfield.models.md.trajectory import H5TrajectoryWriter
-from ionfield.models.reference_structures import get_reference_structure
-from ionfield.models.sampling import rattle
+from ionfield.models.structures.reference import get_reference_structure
+from ionfield.models.structures.sampling import rattle
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 from ionfield.workflows.active_learning import workchain as al
 from ionfield.workflows.active_learning.restart import RestartError, finished_history, restart_builder
-from ionfield.workflows.committee import CommitteeWorkChain
 from ionfield.workflows.label import workchain as label_workchain
+from ionfield.workflows.train.committee import CommitteeWorkChain
 
 from .test_label_workchain import FakeQe, fake_engine, structure  # noqa: F401 - the fixture is used by name
 

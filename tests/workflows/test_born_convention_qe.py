@@ -22,7 +22,7 @@ from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory
 from ase.build import bulk
 
-from ionfield.models.dataset import asr_corrected
+from ionfield.models.data import asr_corrected
 from ionfield.workflows.label.qe import QeFrameWorkChain
 
 PwCalculation = CalculationFactory('quantumespresso.pw')

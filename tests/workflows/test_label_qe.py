@@ -10,7 +10,7 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 
-from ionfield.models.reference_structures import get_reference_structure
+from ionfield.models.structures.reference import get_reference_structure
 from ionfield.workflows.label.workchain import LabelWorkChain
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from aiida import orm
 from aiida.engine import calcfunction, run_get_node
 from ase import Atoms
 
-from ionfield.models.reference_structures import get_reference_structure
+from ionfield.models.structures.reference import get_reference_structure
 from ionfield.workflows.label import workchain as label_workchain
 from ionfield.workflows.label.frame import frame_node
 from ionfield.workflows.label.qe import QeFrameWorkChain

@@ -6,9 +6,9 @@ import pytest
 from aiida import orm
 from aiida.common.links import LinkType
 
-from ionfield.models import sampling
-from ionfield.models.reference_structures import alpha_li3n, beta_li3po4
-from ionfield.workflows import sampling as workflows
+from ionfield.models.structures import sampling
+from ionfield.models.structures.reference import alpha_li3n, beta_li3po4
+from ionfield.workflows.structures import functions as workflows
 from tests.conftest import SHARED
 
 

@@ -3,8 +3,8 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase import Atoms
 
-from ionfield.models.reference_structures import alpha_li3n
-from ionfield.workflows.structure_check import StructureCheckWorkChain
+from ionfield.models.structures.reference import alpha_li3n
+from ionfield.workflows.structures.check import StructureCheckWorkChain
 
 
 def test_li3n_passes_and_records_provenance():

@@ -5,7 +5,7 @@
   every frame's class (accurate / candidate / failed);
 * :func:`calibrate_committee`: committee deviation vs true error on the frames just labelled.
 
-The decisions themselves are the plain classes of :mod:`ionfield.models.active`.
+The decisions themselves are the plain classes of :mod:`ionfield.models.active_learning`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
-from ionfield.models.active.calibration import calibrate, frame_max_error
-from ionfield.models.active.descriptors import descriptor_matrix
-from ionfield.models.active.selection import FrameSelector
-from ionfield.models.active.trust import FAILED, TrustLevels
-from ionfield.models.dataset import Dataset
+from ionfield.models.active_learning.calibration import calibrate, frame_max_error
+from ionfield.models.active_learning.descriptors import descriptor_matrix
+from ionfield.models.active_learning.selection import FrameSelector
+from ionfield.models.active_learning.trust import FAILED, TrustLevels
+from ionfield.models.data.dataset import Dataset
 from ionfield.plugins.data.dataset import DatasetData
 
 __all__ = ('calibrate_committee', 'explored_frames', 'merge_datasets', 'select_frames')
@@ -119,7 +119,7 @@ def calibrate_committee(committee, dataset: DatasetData, deviations: orm.List, t
     ``bec_deviation`` the frame had at selection time. Returns per-quantity RMSE/max of the true
     frame errors, the error/deviation ratio, the rank correlation and the rescaled (suggested) levels.
     """
-    from ionfield.models.devices import limit_threads
+    from ionfield.models.potential.devices import limit_threads
 
     limit_threads()
     frames = list(dataset.get_dataset())

@@ -8,7 +8,7 @@
    every sampled frame, each run stopping early above ``md_stop_factor`` x the upper trust level.
 4. **Select** (:func:`~.functions.select_frames`): accurate / candidate / failed by the trust levels,
    then at most ``max_selected`` diverse candidates (farthest-point, seeded).
-5. **Decide** (:class:`~ionfield.models.active.convergence.ConvergenceCriterion`): converged when the
+5. **Decide** (:class:`~ionfield.models.active_learning.convergence.ConvergenceCriterion`): converged when the
    accurate share stayed >= ``converged_fraction`` for ``converged_iterations`` iterations, else stop
    at ``max_iterations``, a spent label budget, or when nothing is left to label.
 6. **Label** the selection (Born charges for ``bec_fraction`` of it), merge it into the dataset and
@@ -29,18 +29,18 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida.plugins import CalculationFactory
 
-from ionfield.models.active.convergence import CONTINUE, MAX_ITERATIONS, ConvergenceCriterion
-from ionfield.models.active.settings import ActiveLearningInputError, ActiveLearningSettings
-from ionfield.models.active.trust import TrustLevels
+from ionfield.models.active_learning.convergence import CONTINUE, MAX_ITERATIONS, ConvergenceCriterion
+from ionfield.models.active_learning.settings import ActiveLearningInputError, ActiveLearningSettings
+from ionfield.models.active_learning.trust import TrustLevels
 from ionfield.models.md.settings import MDInputError, MDSettings
-from ionfield.models.structure_checks import analyse_structure
+from ionfield.models.structures.checks import analyse_structure
 from ionfield.plugins.calculations.md import MD_USABLE
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import CommitteeData
-from ionfield.workflows.committee import CommitteeWorkChain
 from ionfield.workflows.label.workchain import LabelWorkChain
-from ionfield.workflows.sampling import random_strains, rattle_structure
+from ionfield.workflows.structures.functions import random_strains, rattle_structure
+from ionfield.workflows.train.committee import CommitteeWorkChain
 
 from .functions import calibrate_committee, merge_datasets, select_frames
 

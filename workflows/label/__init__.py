@@ -1,1 +1,1 @@
-"""Labelling: structures in, a :class:`~ionfield.models.dataset.Dataset` of DFT/DFPT frames out (QE or VASP)."""
+"""Labelling: structures in, a :class:`~ionfield.models.data.dataset.Dataset` of DFT/DFPT frames out (QE or VASP)."""

@@ -2,7 +2,7 @@
 
 An engine adapter (``QeFrameWorkChain``, ``VaspFrameWorkChain``) labels one structure and returns a
 ``frame``: an ``ArrayData`` built by :func:`frame_node` with the labels in the project's units and
-Born-charge convention (:data:`ionfield.models.dataset.BORN_CHARGE_CONVENTION`), NaN where a label was not
+Born-charge convention (:data:`ionfield.models.data.dataset.BORN_CHARGE_CONVENTION`), NaN where a label was not
 computed, and the UUID of the calculation behind it as the attribute ``source_uuid``. Positions, cell and
 species are not repeated: they are those of the input ``structure``.
 

@@ -21,10 +21,11 @@ from aiida import orm
 from aiida.engine import WorkChain, calcfunction, while_
 from aiida.plugins import WorkflowFactory
 
-from ionfield.models.dataset import ASR_FLAG, Dataset, Frame, asr_violation
-from ionfield.models.structure_checks import analyse_structure
+from ionfield.models.data import Dataset, Frame, asr_violation
+from ionfield.models.keys import ASR_FLAG
+from ionfield.models.structures.checks import analyse_structure
 from ionfield.plugins.data.dataset import DatasetData
-from ionfield.workflows.structure_check import PROBLEM_EXIT_CODES, StructureCheckWorkChain
+from ionfield.workflows.structures.check import PROBLEM_EXIT_CODES, StructureCheckWorkChain
 
 from .qe import QeFrameWorkChain
 
@@ -66,7 +67,7 @@ def assemble_dataset(asr_threshold: orm.Float, outcomes: orm.Dict, **nodes) -> d
                 source_uuid=frame_node.base.attributes.get('source_uuid', ''),
                 **{name: frame_node.get_array(name) for name in frame_node.get_arraynames()},
             )
-            violation = asr_violation(frame)
+            violation = asr_violation(frame.born_charges)
             if violation > asr_threshold.value:
                 frame = frame.replace(flags=frame.flags | {ASR_FLAG})
             outcome['asr_violation'] = None if math.isnan(violation) else violation

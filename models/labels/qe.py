@@ -12,7 +12,7 @@ Plain numpy, so the conversions are tested without running pw.x or ph.x.
 - Born charges: ph.x writes ``EFFECTIVE_CHARGES_EU`` to ``_ph0/<prefix>.phsave/tensors.xml`` as, for each
   atom, three rows ``d F / d E_a`` (row a = electric-field direction, columns = force direction); the
   parser returns them as ``effective_charges_eu[i][a][b]``. That is already the project's ``Z[i, a, b] =
-  dF_ib / d(e E_a)`` (:data:`ionfield.models.dataset.BORN_CHARGE_CONVENTION`); the finite-field pw.x
+  dF_ib / d(e E_a)`` (:data:`ionfield.models.data.dataset.BORN_CHARGE_CONVENTION`); the finite-field pw.x
   check in ``tests/workflows/test_born_convention_qe.py`` is the proof, not this sentence.
 - eps_inf: ``dielectric_constant`` (electronic, clamped-ion, 3x3).
 """

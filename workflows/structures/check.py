@@ -11,8 +11,8 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction
 
-from ionfield.models import structure_checks
-from ionfield.models.structure_checks import analyse_structure
+from ionfield.models.structures import checks as structure_checks
+from ionfield.models.structures.checks import analyse_structure
 
 __all__ = ('PROBLEM_EXIT_CODES', 'StructureCheckWorkChain', 'check_structure')
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .calculator import BORN_CHARGES
-from .dataset import Dataset
+from ionfield.models.data.dataset import Dataset
+from ionfield.models.keys import BORN_CHARGES
 
 
 def predict(calculator, dataset: Dataset) -> dict[str, list[np.ndarray]]:

@@ -1,37 +1,26 @@
-"""From a :class:`~ionfield.models.dataset.Dataset` and a few validated settings to a nequip run.
+"""From a :class:`~ionfield.models.data.Dataset` and :class:`~.settings.TrainingSettings` to a nequip run.
 
-Plain Python, used by ``ionfield-train`` on the compute node (and by tests and notebooks):
+:func:`write_training_inputs` splits the data (seeded), writes extxyz files with ASR-corrected Z* and the
+nequip Hydra config, so ``nequip-train -cp DIR -cn config.yaml`` trains.
 
-* :class:`TrainingSettings` holds the hyperparameters, with ``small``/``medium``/``large`` model
-  sizes as defaults, and refuses bad values before anything is written;
-* :func:`check_dataset` refuses data a model cannot be trained on (no energies, NaN forces,
-  species the parent model does not know, a Born-charge head without a Born-charge label);
-* :func:`write_training_inputs` splits the data (seeded), writes extxyz files with ASR-corrected
-  Z* and the nequip Hydra config, so ``nequip-train -cp DIR -cn config.yaml`` trains.
-
-The loss is a weighted sum of per-atom energy, force, stress and Z* mean squared errors
-(nequip normalises the weights to sum to one). Frames without stress or Z* carry NaN labels
-and contribute to E/F only (``ignore_nan`` with :mod:`.nequip_bec.metrics`).
+The loss is a weighted sum of per-atom energy, force, stress and Z* mean squared errors (nequip normalises
+the weights to sum to one). Frames without stress or Z* carry NaN labels and contribute to E/F only
+(``ignore_nan`` with :mod:`ionfield.models.nequip_bec.metrics`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from .dataset import Dataset
+from ionfield.models import keys
+from ionfield.models.data import Dataset
 
-#: Model sizes. ``small`` trains in minutes on 2 CPU cores; ``large`` wants a GPU.
-SIZES: dict[str, dict[str, Any]] = {
-    'small': {'num_layers': 2, 'l_max': 1, 'num_features': 16, 'radial_mlp_width': 32, 'bec_head_features': 4},
-    'medium': {'num_layers': 3, 'l_max': 1, 'num_features': 32, 'radial_mlp_width': 64, 'bec_head_features': 6},
-    'large': {'num_layers': 4, 'l_max': 2, 'num_features': 64, 'radial_mlp_width': 128, 'bec_head_features': 8},
-}
+from .settings import SIZES, TrainingSettings, check_dataset
+
 BEC_MODEL_TARGET = 'ionfield.models.nequip_bec.model.NequIPBECModel'
 PLAIN_MODEL_TARGET = 'nequip.model.NequIPGNNModel'
 CONFIG_NAME = 'config.yaml'
@@ -42,98 +31,6 @@ BEST_CHECKPOINT = f'{OUTPUT_DIR}/best.ckpt'
 LAST_CHECKPOINT = f'{OUTPUT_DIR}/last.ckpt'
 #: The logged validation loss that early stopping, the LR scheduler and the best checkpoint follow.
 VAL_MONITOR = 'val0_epoch/weighted_sum'
-
-
-class TrainingInputError(ValueError):
-    """Inputs a model cannot be trained from; the message says what to change."""
-
-
-@dataclasses.dataclass
-class TrainingSettings:
-    """Hyperparameters of one training run (one committee member)."""
-
-    size: str = 'small'
-    seed: int = 0
-    r_max: float = 4.5
-    max_epochs: int = 200
-    patience: int = 40
-    batch_size: int = 4
-    learning_rate: float = 0.01
-    energy_weight: float = 1.0
-    forces_weight: float = 5.0
-    stress_weight: float = 1.0
-    bec_weight: float = 5.0
-    bec: bool = True
-    model_dtype: str = 'float32'
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    bec_nominal_charges: dict[str, float] | None = None
-    model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainingSettings:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise TrainingInputError(f'unknown training setting(s) {unknown}; known: {sorted(known)}')
-        settings = cls(**values)
-        settings.validate()
-        return settings
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def validate(self) -> None:
-        problems = []
-        if self.size not in SIZES:
-            problems.append(f'size must be one of {sorted(SIZES)}, got {self.size!r}')
-        if not (isinstance(self.r_max, (int, float)) and 1.0 <= self.r_max <= 12.0):
-            problems.append(f'r_max must be between 1 and 12 Å, got {self.r_max!r}')
-        for name in ('max_epochs', 'batch_size'):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                problems.append(f'{name} must be a positive integer, got {getattr(self, name)!r}')
-        if not (isinstance(self.patience, int) and self.patience >= 1):
-            problems.append(f'patience must be a positive integer, got {self.patience!r}')
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            problems.append(f'learning_rate must be positive, got {self.learning_rate!r}')
-        for name in ('energy_weight', 'forces_weight', 'stress_weight', 'bec_weight'):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                problems.append(f'{name} must be >= 0, got {value!r}')
-        if self.energy_weight == 0 and self.forces_weight == 0:
-            problems.append('energy_weight and forces_weight cannot both be 0')
-        if self.model_dtype not in ('float32', 'float64'):
-            problems.append(f'model_dtype must be float32 or float64, got {self.model_dtype!r}')
-        for name in ('val_fraction', 'test_fraction'):
-            if not 0 < getattr(self, name) < 0.5:
-                problems.append(f'{name} must be in (0, 0.5), got {getattr(self, name)!r}')
-        if not isinstance(self.seed, int) or self.seed < 0:
-            problems.append(f'seed must be a non-negative integer, got {self.seed!r}')
-        if problems:
-            raise TrainingInputError('; '.join(problems))
-
-
-def check_dataset(dataset: Dataset, settings: TrainingSettings, type_names: list[str] | None = None) -> None:
-    """Refuse a dataset that cannot train the requested model, naming the offending frames."""
-    if len(dataset) < 3:
-        raise TrainingInputError(f'need at least 3 frames (train/val/test), the dataset has {len(dataset)}')
-    no_energy = [i for i, frame in enumerate(dataset) if not frame.has_energy]
-    if no_energy:
-        raise TrainingInputError(f'frames without energy: {_first(no_energy)}')
-    bad_forces = [i for i, frame in enumerate(dataset) if not np.isfinite(frame.forces).all()]
-    if bad_forces:
-        raise TrainingInputError(f'frames with NaN or missing forces: {_first(bad_forces)}')
-    if settings.bec and not any(frame.has_born_charges for frame in dataset):
-        raise TrainingInputError('a Born-charge head was asked for but no frame has Born charges (set bec=False)')
-    if type_names is not None:
-        unknown = sorted(set(dataset.species_counts()) - set(type_names))
-        if unknown:
-            raise TrainingInputError(f'species {unknown} are not known to the parent model (it has {type_names})')
-
-
-def _first(indices: list[int], limit: int = 10) -> str:
-    shown = ', '.join(map(str, indices[:limit]))
-    return f'{shown} (and {len(indices) - limit} more)' if len(indices) > limit else shown
 
 
 def training_frames(dataset: Dataset) -> Dataset:
@@ -171,9 +68,7 @@ def metrics_config(settings: TrainingSettings, loss: bool) -> dict[str, Any]:
             ('stress_mse', 'stress', masked + 'MaskedMeanSquaredError', settings.stress_weight, True),
         ]
         if settings.bec:
-            entries.append(
-                ('bec_mse', 'born_effective_charges', masked + 'MaskedMeanSquaredError', settings.bec_weight, True)
-            )
+            entries.append(('bec_mse', keys.BORN_CHARGES, masked + 'MaskedMeanSquaredError', settings.bec_weight, True))
     else:
         entries = [
             ('per_atom_energy_mae', per_atom_energy, masked + 'MaskedMeanAbsoluteError', settings.energy_weight, False),
@@ -183,8 +78,8 @@ def metrics_config(settings: TrainingSettings, loss: bool) -> dict[str, Any]:
         ]
         if settings.bec:
             entries += [
-                ('bec_mae', 'born_effective_charges', masked + 'MaskedMeanAbsoluteError', settings.bec_weight, True),
-                ('bec_rmse', 'born_effective_charges', masked + 'MaskedRootMeanSquaredError', None, True),
+                ('bec_mae', keys.BORN_CHARGES, masked + 'MaskedMeanAbsoluteError', settings.bec_weight, True),
+                ('bec_rmse', keys.BORN_CHARGES, masked + 'MaskedRootMeanSquaredError', None, True),
             ]
     metrics = []
     for name, field, metric, coeff, ignore_nan in entries:

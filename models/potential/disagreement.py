@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from .calculator import BORN_CHARGES, load_calculator, model_type_names
+from ionfield.models.keys import BORN_CHARGES
+
+from .calculator import load_calculator, model_type_names
 
 
 class CommitteeError(ValueError):

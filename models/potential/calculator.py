@@ -17,7 +17,7 @@ from pathlib import Path
 from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
-BORN_CHARGES = 'born_effective_charges'
+from ionfield.models.keys import BORN_CHARGES
 
 
 class ModelFileError(ValueError):
@@ -31,7 +31,7 @@ class BornChargeCalculator(NequIPCalculator):
 
     @classmethod
     def _get_aoti_compile_target(cls):
-        from .nequip_bec.targets import ASE_BEC_TARGET, BEC_COMPILE_TARGETS
+        from ionfield.models.nequip_bec.targets import ASE_BEC_TARGET, BEC_COMPILE_TARGETS
 
         return BEC_COMPILE_TARGETS[ASE_BEC_TARGET]
 

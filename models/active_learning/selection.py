@@ -1,7 +1,7 @@
 """Which explored frames to label: classify by trust levels, then a diverse, capped, seeded subset.
 
 :class:`FrameSelector` takes the committee deviations of every explored frame (and a descriptor per
-frame), classifies them with :class:`~ionfield.models.active.trust.TrustLevels` and picks at most
+frame), classifies them with :class:`~ionfield.models.active_learning.trust.TrustLevels` and picks at most
 ``cap`` candidates by farthest-point sampling in descriptor space, so a long MD stretch in one basin
 does not fill the batch with near-duplicates. The first pick is the candidate with the largest
 deviation (the most informative), ties and everything after it broken by a seeded generator, so the

@@ -6,9 +6,9 @@ import csv
 import math
 from pathlib import Path
 
-from .training import OUTPUT_DIR
+from .config import OUTPUT_DIR
 
-#: Where lightning's CSVLogger (configured in :func:`~ionfield.models.training.build_config`) writes.
+#: Where lightning's CSVLogger (configured in :func:`~ionfield.models.train.config.build_config`) writes.
 LOG_CSV = Path(OUTPUT_DIR) / 'log' / 'version_0' / 'metrics.csv'
 
 

@@ -1,7 +1,7 @@
 """``ionfield-train``: one training run on any machine, driven by files, no AiiDA needed.
 
 Inputs (in the working directory or given by path): a dataset ``.npz`` (``Dataset.save``), a
-``settings.json`` (:class:`~ionfield.models.training.TrainingSettings`), optionally a parent
+``settings.json`` (:class:`~ionfield.models.train.config.TrainingSettings`), optionally a parent
 ``.nequip.zip`` to warm-start from, or a ``last.ckpt`` to resume an interrupted run.
 
 It writes ``config.yaml`` and the splits, runs ``nequip-train`` (one torch thread unless
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .devices import default_device, limit_threads
+from ionfield.models.potential.devices import default_device, limit_threads
 
 RESULT_FILE = 'result.json'
 MODEL_FILE = 'model.nequip.zip'
@@ -66,7 +66,7 @@ def _write_result(workdir: Path, status: str, message: str = '', **extra) -> int
 
 def last_epoch(workdir: Path) -> int | None:
     """Last epoch recorded in the CSV log (None before the first validation)."""
-    from .training_log import read_training_log
+    from .log import read_training_log
 
     rows = read_training_log(workdir)
     return max((row['epoch'] for row in rows), default=None)
@@ -81,17 +81,12 @@ def run_training(
     compile_model: bool = False,
     device: str = 'cpu',
 ) -> int:
-    from .calculator import ModelFileError, load_calculator, model_type_names
-    from .dataset import Dataset
-    from .evaluation import error_metrics, predict
-    from .training import (
-        BEST_CHECKPOINT,
-        CONFIG_NAME,
-        SPLIT_FILES,
-        TrainingInputError,
-        TrainingSettings,
-        write_training_inputs,
-    )
+    from ionfield.models.data.dataset import Dataset
+    from ionfield.models.potential.calculator import ModelFileError, load_calculator, model_type_names
+    from ionfield.models.potential.evaluation import error_metrics, predict
+
+    from .config import BEST_CHECKPOINT, CONFIG_NAME, SPLIT_FILES, write_training_inputs
+    from .settings import TrainingInputError, TrainingSettings
 
     workdir = workdir.resolve()
     env = dict(os.environ)

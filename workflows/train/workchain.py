@@ -17,7 +17,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from ionfield.models.training import TrainingSettings
+from ionfield.models.train.settings import TrainingSettings
 
 TrainCalculation = CalculationFactory('ionfield.train')
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ionfield.models.values import is_integer, is_number
+from ionfield.models.settings import Settings, SettingsError, is_integer, is_number
 
 from .trust import TrustLevels, TrustLevelsError
 
 
-class ActiveLearningInputError(ValueError):
+class ActiveLearningInputError(SettingsError):
     """Settings a campaign cannot start from; the message says what to change."""
 
 
 @dataclasses.dataclass
-class ActiveLearningSettings:
+class ActiveLearningSettings(Settings):
     """The loop's knobs: initial data, exploration grid, trust levels, selection cap, stopping rules."""
+
+    input_error = ActiveLearningInputError
+    label = 'active-learning setting'
 
     seed: int = 0
     # initial data (skipped when a dataset is given)
@@ -56,19 +59,6 @@ class ActiveLearningSettings:
     warm_start: bool = True
     final_training: bool = True
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ActiveLearningSettings:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ActiveLearningInputError(f'unknown active-learning setting(s) {unknown}; known: {sorted(known)}')
-        settings = cls(**values)
-        settings.validate()
-        return settings
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @property
     def trust(self) -> TrustLevels:
         bec = self.bec_trust
@@ -79,7 +69,7 @@ class ActiveLearningSettings:
         """(temperature, field) pairs, in a fixed order."""
         return [(float(t), tuple(float(x) for x in field)) for t in self.temperatures_K for field in self.fields]
 
-    def validate(self) -> None:
+    def problems(self) -> list[str]:
         problems = []
         for name in ('initial_rattles', 'initial_strains'):
             if not is_integer(getattr(self, name), 0):
@@ -141,8 +131,7 @@ class ActiveLearningSettings:
                 self.trust.validate()
             except TrustLevelsError as exc:
                 problems.append(str(exc))
-        if problems:
-            raise ActiveLearningInputError('; '.join(problems))
+        return problems
 
 
 def _vector(value) -> bool:

@@ -17,10 +17,9 @@ import time
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from ..calculator import BORN_CHARGES
-from .field import check_bec_mode, field_forces, parse_field
+from ionfield.models.keys import BORN_CHARGES, FIELD_FORCES
 
-FIELD_FORCES = 'field_forces'
+from .field import check_bec_mode, field_forces, parse_field
 
 
 class FieldMDInputError(ValueError):

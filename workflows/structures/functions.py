@@ -1,6 +1,6 @@
 """Calcfunctions that sample structures for labelling, so that the provenance graph shows how every frame was made.
 
-Each wraps a function of ``ionfield.models.sampling``; the seed, the amplitude and the count are input
+Each wraps a function of ``ionfield.models.structures.sampling``; the seed, the amplitude and the count are input
 nodes, so a dataset can be traced back to the reference structure and regenerated exactly.
 
 Invalid parameters (a singular supercell matrix, a negative ``stdev``, a strain that inverts the cell, an
@@ -23,7 +23,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
-from ionfield.models import sampling
+from ionfield.models.structures import sampling
 
 __all__ = (
     'EXIT_INVALID_SAMPLING_PARAMETERS',

@@ -35,7 +35,7 @@ Born charges
     aiida-vasp's ``born_charges`` (``(N, 3, 3)``, parsevasp's reading of vasprun ``<array name="born_charges">``,
     ion by ion, one ``<v>`` per row) is ``Z[i, a, b]`` with row ``a`` the electric-field (polarization)
     direction and column ``b`` the displacement (force) direction: the project's
-    :data:`~ionfield.models.dataset.BORN_CHARGE_CONVENTION` as is, no transpose. Evidence, from the ``bec_full``
+    :data:`~ionfield.models.data.dataset.BORN_CHARGE_CONVENTION` as is, no transpose. Evidence, from the ``bec_full``
     OUTCAR: VASP computes Z* in LEPSILON as the force response to a field. For each field direction it prints
     ``PIEZOELECTRIC TENSOR FIELD DIRECTION a`` and then ``POSITION DIRECTION a BORN EFFECTIVE CHARGE``, three
     numbers per ion whose sum over ions it calls the ``total drift`` (the name it gives the sum of the
@@ -51,7 +51,7 @@ Born charges
     VASP imposes the acoustic sum rule before writing: the final table (and vasprun) is the per-direction response
     minus its ``total drift / N`` (``bec_full``: drift up to -0.135 e at 3x3x2 k-points, "improves with k-points",
     says VASP). The project stores raw tensors and derives the corrected ones
-    (:func:`~ionfield.models.dataset.asr_corrected`), so :func:`born_charges_from_vasp` restores the raw tensors
+    (:func:`~ionfield.models.data.dataset.asr_corrected`), so :func:`born_charges_from_vasp` restores the raw tensors
     from the OUTCAR blocks when they are there and agree with vasprun; otherwise (OUTCAR missing or in another
     layout) the sum-rule-corrected vasprun tensors are used and the function says so.
 

@@ -5,7 +5,7 @@ copies sample the forces around equilibrium, strained copies sample the stress, 
 the periodic images room for the displacements; all of them start from a reference structure.
 
 Plain Python (numpy + ASE) so that it runs in a notebook or on a compute node; the calcfunctions in
-``ionfield.workflows.sampling`` wrap it so that the provenance graph shows how every frame was made.
+``ionfield.workflows.structures.functions`` wrap it so that the provenance graph shows how every frame was made.
 
 Randomness: every random function takes a ``seed`` and draws copy ``k`` from its own generator
 ``numpy.random.default_rng([seed, k, stream])`` (``stream`` differs between rattling and straining).

@@ -1,0 +1,1 @@
+"""Structures: checks before anything is spent on them, and the provenance-tracked sampling steps."""

@@ -1,0 +1,1 @@
+"""Training: one NequIP run (TrainWorkChain) and a seeded committee of them (CommitteeWorkChain)."""
