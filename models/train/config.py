@@ -10,6 +10,7 @@ the weights to sum to one). Frames without stress or Z* carry NaN labels and con
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import yaml
 from ionfield.models import keys
 from ionfield.models.data import Dataset
 
-from .settings import SIZES, TrainingSettings, check_dataset
+from .settings import SIZES, TrainingInputError, TrainingSettings, check_dataset
 
 BEC_MODEL_TARGET = 'ionfield.models.nequip_bec.model.NequIPBECModel'
 PLAIN_MODEL_TARGET = 'nequip.model.NequIPGNNModel'
@@ -119,8 +120,27 @@ def model_config(settings: TrainingSettings, type_names: list[str], parent_model
     return model
 
 
+def trainer_devices(device: str) -> dict[str, Any]:
+    """Lightning's ``accelerator``/``devices`` for a torch device: ``cpu``, ``cuda`` (one GPU) or ``cuda:K``.
+
+    Without them lightning picks whatever it finds (a GPU on a GPU node even when ``--device cpu`` was asked).
+    """
+    if device == 'cpu':
+        return {'accelerator': 'cpu', 'devices': 1}
+    if device == 'cuda':
+        return {'accelerator': 'gpu', 'devices': 1}
+    match = re.fullmatch(r'cuda:(\d+)', device)
+    if match:
+        return {'accelerator': 'gpu', 'devices': [int(match.group(1))]}
+    raise TrainingInputError(f'device must be cpu, cuda or cuda:K, got {device!r}')
+
+
 def build_config(
-    settings: TrainingSettings, workdir: Path, type_names: list[str], parent_model: str | None = None
+    settings: TrainingSettings,
+    workdir: Path,
+    type_names: list[str],
+    parent_model: str | None = None,
+    device: str = 'cpu',
 ) -> dict[str, Any]:
     """The full nequip-train config (a plain dict, written as YAML)."""
     workdir = Path(workdir).resolve()
@@ -153,6 +173,7 @@ def build_config(
         'trainer': {
             '_target_': 'lightning.Trainer',
             'max_epochs': settings.max_epochs,
+            **trainer_devices(device),
             'check_val_every_n_epoch': 1,
             'log_every_n_steps': 1,
             'enable_progress_bar': False,
@@ -204,6 +225,7 @@ def write_training_inputs(
     workdir: str | Path,
     parent_type_names: list[str] | None = None,
     parent_model: str | None = None,
+    device: str = 'cpu',
 ) -> Path:
     """Check, split and write everything ``nequip-train`` needs into ``workdir``; return the config path."""
     settings.validate()
@@ -214,7 +236,7 @@ def write_training_inputs(
     for name, part in parts.items():
         part.to_extxyz(workdir / SPLIT_FILES[name])
     type_names = list(parent_type_names) if parent_type_names else type_names_of(dataset)
-    config = build_config(settings, workdir, type_names, parent_model)
+    config = build_config(settings, workdir, type_names, parent_model, device)
     path = workdir / CONFIG_NAME
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -1,13 +1,18 @@
 """``ionfield-train``: one training run on any machine, driven by files, no AiiDA needed.
 
 Inputs (in the working directory or given by path): a dataset ``.npz`` (``Dataset.save``), a
-``settings.json`` (:class:`~ionfield.models.train.config.TrainingSettings`), optionally a parent
-``.nequip.zip`` to warm-start from, or a ``last.ckpt`` to resume an interrupted run.
+``settings.json`` (:class:`~ionfield.models.train.settings.TrainingSettings`, only the keys that are set),
+optionally a parent ``.nequip.zip`` to warm-start from, or a ``last.ckpt`` to resume an interrupted run.
+
+A warm start inherits the parent's architecture (:data:`~ionfield.models.train.settings.ARCHITECTURE`) from
+the parent's own record: ``--parent-settings`` (its settings, or the ``result.json`` of its run), by default
+the ``result.json`` beside the parent file. A settings file that asks for another architecture is refused.
 
 It writes ``config.yaml`` and the splits, runs ``nequip-train`` (one torch thread unless
 ``OMP_NUM_THREADS`` says otherwise), packages the best checkpoint into ``model.nequip.zip``,
 optionally compiles it (``--compile``: AOTInductor, target ``ase_bec``), evaluates it on the
-test split and writes ``result.json``: status, message, test metrics, epochs, model metadata.
+test split and writes ``result.json``: status, message, test metrics, epochs, model metadata and the
+settings that were used (``settings``).
 
 Statuses (and exit codes): ``ok`` (0), ``input_error`` (2), ``nan_loss`` (3),
 ``out_of_memory`` (4), ``failed`` (5). A run killed by the scheduler writes no result; its
@@ -72,6 +77,38 @@ def last_epoch(workdir: Path) -> int | None:
     return max((row['epoch'] for row in rows), default=None)
 
 
+def check_device(device: str) -> None:
+    """Refuse a GPU that torch does not see before anything is written (not a crash halfway through)."""
+    from .settings import TrainingInputError
+
+    if device.startswith('cuda'):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TrainingInputError(
+                f'device {device!r} was asked for, but torch {torch.__version__} sees no GPU here '
+                '(a CPU build of torch, or no GPU on this node); use --device cpu'
+            )
+
+
+def read_parent_settings(parent: Path, record: Path | None) -> dict:
+    """The settings the parent model was trained with: ``record`` (settings or a run's ``result.json``), else the
+    ``result.json`` beside ``parent``."""
+    from .settings import TrainingInputError
+
+    path = record if record is not None else parent.parent / RESULT_FILE
+    if not path.is_file():
+        raise TrainingInputError(
+            f"a warm start keeps the parent model's architecture, but its training settings are unknown: no {path}; "
+            "give --parent-settings (the parent run's result.json or settings)"
+        )
+    content = json.loads(path.read_text())
+    settings = content.get('settings') if 'status' in content else content
+    if settings is None:
+        raise TrainingInputError(f'{path} records no settings (an older ionfield-train?); give --parent-settings')
+    return settings
+
+
 def run_training(
     workdir: Path,
     dataset_path: Path,
@@ -80,26 +117,32 @@ def run_training(
     resume: Path | None = None,
     compile_model: bool = False,
     device: str = 'cpu',
+    parent_settings: Path | None = None,
 ) -> int:
     from ionfield.models.data.dataset import Dataset
     from ionfield.models.potential.calculator import ModelFileError, load_calculator, model_type_names
     from ionfield.models.potential.evaluation import error_metrics, predict
 
     from .config import BEST_CHECKPOINT, CONFIG_NAME, SPLIT_FILES, write_training_inputs
-    from .settings import TrainingInputError, TrainingSettings
+    from .settings import TrainingInputError, TrainingSettings, warm_start_settings
 
     workdir = workdir.resolve()
     env = dict(os.environ)
     env.setdefault('OMP_NUM_THREADS', '1')
     started = time.monotonic()
     try:
-        settings = TrainingSettings.from_dict(json.loads(settings_path.read_text()))
+        check_device(device)
+        requested = json.loads(settings_path.read_text())
         dataset = Dataset.load(dataset_path)
         parent_types = None
-        if parent is not None:
-            calc = load_calculator(parent, has_bec=settings.bec)
-            parent_types = model_type_names(calc)
-        write_training_inputs(dataset, settings, workdir, parent_types, str(parent.resolve()) if parent else None)
+        if parent is None:
+            settings = TrainingSettings.from_dict(requested)
+        else:
+            settings = warm_start_settings(requested, read_parent_settings(parent, parent_settings))
+            parent_types = model_type_names(load_calculator(parent, has_bec=settings.bec))
+        write_training_inputs(
+            dataset, settings, workdir, parent_types, str(parent.resolve()) if parent else None, device
+        )
     except (TrainingInputError, ModelFileError, ValueError, OSError) as exc:
         return _write_result(workdir, 'input_error', str(exc))
 
@@ -157,6 +200,8 @@ def run_training(
         type_names=sorted(dataset.species_counts()),
         r_max=settings.r_max,
         has_bec=settings.bec,
+        settings=settings.to_dict(),
+        device=device,
         wall_time_s=round(time.monotonic() - started, 1),
         compiled=compile_model,
     )
@@ -168,13 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--settings', type=Path, default=Path('settings.json'))
     parser.add_argument('--workdir', type=Path, default=Path('.'))
     parser.add_argument('--parent', type=Path, help='packaged model (.nequip.zip) to warm-start from')
+    parser.add_argument(
+        '--parent-settings', type=Path, help="the parent's settings or its run's result.json (default: beside it)"
+    )
     parser.add_argument('--resume', type=Path, help='checkpoint (last.ckpt) of an interrupted run')
     parser.add_argument('--compile', action='store_true', help='also AOTInductor-compile the model (target ase_bec)')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     args = parser.parse_args(argv)
     limit_threads()
     device = args.device or default_device()
-    return run_training(args.workdir, args.dataset, args.settings, args.parent, args.resume, args.compile, device)
+    return run_training(
+        args.workdir, args.dataset, args.settings, args.parent, args.resume, args.compile, device, args.parent_settings
+    )
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -104,3 +104,30 @@ def check_dataset(dataset: Dataset, settings: TrainingSettings, type_names: list
 def _first(indices: list[int], limit: int = 10) -> str:
     shown = ', '.join(map(str, indices[:limit]))
     return f'{shown} (and {len(indices) - limit} more)' if len(indices) > limit else shown
+
+
+#: The settings that shape the network and its neighbour list. A warm start loads the parent's network as it
+#: is, so it inherits these; asking for other values is refused rather than silently ignored.
+ARCHITECTURE = ('size', 'r_max', 'model_dtype', 'bec', 'bec_nominal_charges', 'model_overrides')
+
+
+def warm_start_settings(requested: dict[str, Any], parent: dict[str, Any]) -> TrainingSettings:
+    """Settings of a run that warm-starts from a parent trained with the settings ``parent``.
+
+    ``requested`` holds only the keys the user gave. The :data:`ARCHITECTURE` comes from the parent; a
+    requested value that differs is an error naming both values. Everything else (seed, epochs, loss
+    weights, learning rate, split) is the run's own, and the returned settings record what was used.
+    """
+    parent_settings = TrainingSettings.from_dict(parent)
+    clashes = [
+        f'{name} (the parent has {getattr(parent_settings, name)!r}, asked {requested[name]!r})'
+        for name in ARCHITECTURE
+        if name in requested and requested[name] != getattr(parent_settings, name)
+    ]
+    if clashes:
+        raise TrainingInputError(
+            "a warm start keeps the parent model's architecture, and these settings differ: "
+            + '; '.join(clashes)
+            + '. Leave them out to inherit them, or train from scratch (no parent model).'
+        )
+    return TrainingSettings.from_dict({**requested, **{name: getattr(parent_settings, name) for name in ARCHITECTURE}})

@@ -91,17 +91,20 @@ class TrainCalculation(CalcJob):
         spec.exit_code(405, 'ERROR_MODEL_FILE', message='the packaged model is missing or unreadable: {message}')
 
     def prepare_for_submission(self, folder):
-        settings = TrainingSettings.from_dict(self.inputs.settings.get_dict() if 'settings' in self.inputs else {})
+        # only the keys that were set: a warm start inherits the rest of the architecture from its parent
+        requested = self.inputs.settings.get_dict() if 'settings' in self.inputs else {}
         with folder.open('dataset.npz', 'wb') as handle:
             handle.write(self.inputs.dataset.base.repository.get_object_content(DatasetData.FILENAME, mode='rb'))
         with folder.open('settings.json', 'w') as handle:
-            json.dump(settings.to_dict(), handle, indent=1)
+            json.dump(requested, handle, indent=1)
 
         cmdline = ['--dataset', 'dataset.npz', '--settings', 'settings.json']
         if 'parent_model' in self.inputs:
             with folder.open('parent.nequip.zip', 'wb') as handle:
                 handle.write(self.inputs.parent_model.get_package_bytes())
-            cmdline += ['--parent', 'parent.nequip.zip']
+            with folder.open('parent_settings.json', 'w') as handle:
+                json.dump(self.inputs.parent_model.base.attributes.get('settings', {}), handle, indent=1)
+            cmdline += ['--parent', 'parent.nequip.zip', '--parent-settings', 'parent_settings.json']
         remote_copy = []
         if 'parent_folder' in self.inputs:
             parent = self.inputs.parent_folder

@@ -44,7 +44,9 @@ class TrainParser(Parser):
 
         if MODEL_FILE not in names:
             return self.exit_codes.ERROR_MODEL_FILE.format(message=f'{MODEL_FILE} was not retrieved')
-        settings = self.node.inputs.settings.get_dict() if 'settings' in self.node.inputs else {}
+        # the settings that were used (a warm start's architecture is its parent's), not only those that were given
+        given = self.node.inputs.settings.get_dict() if 'settings' in self.node.inputs else {}
+        settings = result.get('settings', given)
         metrics = dict(result.get('metrics', {}))
         metrics.update(
             {

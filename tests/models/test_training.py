@@ -21,9 +21,9 @@ from ionfield.models.potential.disagreement import (
     combine,
     force_deviation,
 )
-from ionfield.models.train.config import build_config, split_dataset, write_training_inputs
+from ionfield.models.train.config import build_config, split_dataset, trainer_devices, write_training_inputs
 from ionfield.models.train.runner import RESULT_FILE, classify_failure, run_training
-from ionfield.models.train.settings import TrainingInputError, TrainingSettings, check_dataset
+from ionfield.models.train.settings import TrainingInputError, TrainingSettings, check_dataset, warm_start_settings
 
 from .synthetic import synthetic_dataset
 
@@ -155,6 +155,39 @@ def test_runner_refuses_bad_input_without_training(tmp_path):
     assert not (tmp_path / 'outputs').exists()
 
 
+def test_device_reaches_the_trainer(tmp_path):
+    """``--device`` becomes lightning's accelerator/devices (before, lightning chose by itself)."""
+    assert trainer_devices('cpu') == {'accelerator': 'cpu', 'devices': 1}
+    assert trainer_devices('cuda') == {'accelerator': 'gpu', 'devices': 1}
+    assert trainer_devices('cuda:1') == {'accelerator': 'gpu', 'devices': [1]}
+    with pytest.raises(TrainingInputError, match='cpu, cuda or cuda:K'):
+        trainer_devices('tpu')
+    trainer = build_config(TrainingSettings(), tmp_path, ['Li', 'N'], device='cuda:1')['trainer']
+    assert trainer['accelerator'] == 'gpu' and trainer['devices'] == [1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine where torch sees no GPU')
+def test_runner_refuses_a_gpu_torch_cannot_see(tmp_path):
+    synthetic_dataset(5).save(tmp_path / 'dataset.npz')
+    (tmp_path / 'settings.json').write_text(json.dumps({'max_epochs': 1}))
+    code = run_training(tmp_path, tmp_path / 'dataset.npz', tmp_path / 'settings.json', device='cuda')
+    result = json.loads((tmp_path / RESULT_FILE).read_text())
+    assert code == 2 and 'sees no GPU' in result['message']
+    assert not (tmp_path / 'config.yaml').exists()
+
+
+def test_warm_start_inherits_the_architecture_and_refuses_changes():
+    parent = TrainingSettings(size='medium', r_max=5.0, bec=True, seed=3).to_dict()
+    child = warm_start_settings({'seed': 7, 'max_epochs': 5, 'r_max': 5.0}, parent)
+    assert (child.size, child.r_max, child.bec, child.seed, child.max_epochs) == ('medium', 5.0, True, 7, 5)
+    for change in ({'r_max': 4.5}, {'size': 'small'}, {'bec': False}, {'model_dtype': 'float64'}):
+        (name,) = change
+        with pytest.raises(TrainingInputError, match=rf'{name} \(the parent has'):
+            warm_start_settings(change, parent)
+    with pytest.raises(TrainingInputError, match=r'model_overrides'):
+        warm_start_settings({'model_overrides': {'num_layers': 5}}, parent)
+
+
 # --- committee maths ----------------------------------------------------------------------
 
 
@@ -278,3 +311,36 @@ def test_aotinductor_ase_bec_target_returns_born_charges(trained, tmp_path):
     assert e1 == pytest.approx(e0, abs=1e-4)
     np.testing.assert_allclose(f1, f0, atol=1e-4)
     np.testing.assert_allclose(z1, z0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_warm_start_loads_the_parents_weights(trained, tmp_path):
+    """A warm start at a vanishing learning rate predicts what its parent predicts (a fresh model would not)."""
+    data, runs = trained
+    parent = runs[0][1] / 'model.nequip.zip'
+    data.save(tmp_path / 'dataset.npz')
+    (tmp_path / 'settings.json').write_text(json.dumps({'seed': 5, 'max_epochs': 1, 'learning_rate': 1e-12}))
+    code = run_training(tmp_path, tmp_path / 'dataset.npz', tmp_path / 'settings.json', parent=parent)
+    result = json.loads((tmp_path / RESULT_FILE).read_text())
+    assert code == 0, result
+    parent_result = json.loads((runs[0][1] / RESULT_FILE).read_text())
+    assert result['settings']['r_max'] == parent_result['settings']['r_max'] and result['settings']['seed'] == 5
+    frames = [frame.to_ase() for frame in data[:3]]
+    for path in (parent, tmp_path / 'model.nequip.zip'):
+        calc = load_calculator(path)
+        predictions = []
+        for atoms in frames:
+            atoms.calc = calc
+            predictions.append((atoms.get_forces().copy(), calc.results['born_effective_charges'].copy()))
+        if path == parent:
+            expected = predictions
+    for (forces, born), (parent_forces, parent_born) in zip(predictions, expected, strict=True):
+        np.testing.assert_allclose(forces, parent_forces, atol=1e-5)
+        np.testing.assert_allclose(born, parent_born, atol=1e-5)
+
+    # asking for another cutoff is refused, nothing is trained
+    refused = tmp_path / 'refused'
+    refused.mkdir()
+    (refused / 'settings.json').write_text(json.dumps({'r_max': 3.0}))
+    code = run_training(refused, tmp_path / 'dataset.npz', refused / 'settings.json', parent=parent)
+    assert code == 2 and 'r_max (the parent has 4.5' in json.loads((refused / RESULT_FILE).read_text())['message']
