@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction, run_get_node
-from aiida.plugins import CalculationFactory
+from aiida.plugins import CalculationFactory, WorkflowFactory
 
 from ionfield.models.md.trajectory import H5TrajectoryWriter
 from ionfield.models.structures.reference import get_reference_structure
@@ -33,6 +33,7 @@ from ionfield.workflows.train.committee import CommitteeWorkChain
 from .test_label_workchain import FakeQe, fake_engine, structure  # noqa: F401 - the fixture is used by name
 
 MDCalculation = CalculationFactory('ionfield.md')
+MDWorkChain = WorkflowFactory('ionfield.md.base')
 
 REAL_LABELLING_PROBLEM = al.labelling_problem  # the campaign fixture replaces it
 
@@ -101,7 +102,7 @@ class FakeMD(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.expose_inputs(MDCalculation, exclude=('metadata',), namespace_options={'validator': None})
+        spec.expose_inputs(MDCalculation, namespace='md', exclude=('metadata',), namespace_options={'validator': None})
         spec.outline(cls.fake)
         spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
         spec.output('uncertainty', valid_type=orm.ArrayData, required=False)
@@ -111,7 +112,7 @@ class FakeMD(WorkChain):
     def fake(self):
         if any(self.node.label.endswith(task) for task in FAIL_MD_TASKS):
             return self.exit_codes.ERROR_MD_FAILED
-        self.out_many(fake_md(self.inputs.structure, self.inputs.committee, self.inputs.settings))
+        self.out_many(fake_md(self.inputs.md.structure, self.inputs.md.committee, self.inputs.md.settings))
         return None
 
 
@@ -143,9 +144,10 @@ class MockedActiveLearningWorkChain(al.ActiveLearningWorkChain):
     """The real workchain; training and MD are swapped for the fakes at submission."""
 
     def submit(self, process, inputs=None, **kwargs):
-        if process is MDCalculation:
+        if process is MDWorkChain:
             label = kwargs['metadata']['call_link_label']
             kwargs['metadata'] = {'call_link_label': label, 'label': label}
+            kwargs['md'].pop('metadata', None)
             return super().submit(FakeMD, **kwargs)
         return super().submit(FAKES.get(process, process), inputs, **kwargs)
 

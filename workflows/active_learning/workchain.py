@@ -4,8 +4,9 @@
    strains, labelled by ``LabelWorkChain`` (E/F/S for all, Born charges for ``initial_bec_fraction``).
 2. **Train** a ``CommitteeWorkChain`` on the running dataset, warm-started from the previous
    iteration's committee.
-3. **Explore**: one ``MDCalculation`` per structure x temperature x field, the committee monitoring
-   every sampled frame, each run stopping early above ``md_stop_factor`` x the upper trust level.
+3. **Explore** (:mod:`ionfield.workflows.md.grid`): one ``MDWorkChain`` per structure x temperature x field,
+   the committee monitoring every sampled frame, each run stopping early above ``md_stop_factor`` x the upper
+   trust level.
 4. **Select** (:func:`~.functions.select_frames`): accurate / candidate / failed by the trust levels,
    then at most ``max_selected`` diverse candidates (farthest-point, seeded).
 5. **Decide** (:class:`~ionfield.models.active_learning.convergence.ConvergenceCriterion`): converged when the
@@ -34,11 +35,11 @@ from ionfield.models.active_learning.settings import ActiveLearningInputError, A
 from ionfield.models.active_learning.trust import TrustLevels
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.structures.checks import analyse_structure
-from ionfield.plugins.calculations.md import MD_USABLE
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import CommitteeData
 from ionfield.workflows.label.workchain import LabelWorkChain
+from ionfield.workflows.md import grid as md_grid
 from ionfield.workflows.structures.functions import random_strains, rattle_structure
 from ionfield.workflows.train.committee import CommitteeWorkChain
 
@@ -485,41 +486,39 @@ class ActiveLearningWorkChain(WorkChain):
 
     def explore(self):
         s = self.ctx.settings
-        futures = {}
+        runs = []
         self.ctx.md_tasks = {}
-        options = self.inputs.md.options.get_dict() if 'options' in self.inputs.md else {}
         for index, key in enumerate(sorted(self.inputs.structures)):
             for point, (temperature, field) in enumerate(s.grid):
                 task = f'{key}_T{temperature:g}_E{point % len(s.fields)}'.replace('.', 'p').replace('-', 'm')
                 seed = s.seed + 1000 * self.ctx.iteration + 100 * index + point
-                settings = _md_settings(s, self.ctx.trust, temperature, field, seed)
-                inputs = self.exposed_inputs(MDCalculation, namespace='md')
-                inputs.update(
-                    structure=self.inputs.structures[key],
-                    committee=self.ctx.committee,
-                    settings=orm.Dict(settings),
-                    metadata={'call_link_label': f'md_iter_{self.ctx.iteration:02d}_{task}', 'options': options},
+                runs.append(
+                    md_grid.MDRun(
+                        key=f'md_iter_{self.ctx.iteration:02d}_{task}',
+                        structure=self.inputs.structures[key],
+                        settings=_md_settings(s, self.ctx.trust, temperature, field, seed),
+                        driver={'committee': self.ctx.committee},
+                    )
                 )
-                node = self.submit(MDCalculation, **inputs)
-                self.ctx.md_tasks[task] = {'temperature_K': temperature, 'field': list(field)}
-                futures[f'md_{task}'] = node
+                self.ctx.md_tasks[task] = {'temperature_K': temperature, 'field': list(field), 'key': runs[-1].key}
+        futures = md_grid.launch(self, runs)
         self.report(f'iteration {self.ctx.iteration}: {len(futures)} MD run(s) launched')
         return ToContext(**futures)
 
     def inspect_explore(self):
         usable, failures = {}, []
-        for task in self.ctx.md_tasks:
-            node = self.ctx[f'md_{task}']
-            ok = node.exit_status in MD_USABLE and 'trajectory' in node.outputs and 'uncertainty' in node.outputs
-            if ok:
+        for task, condition in self.ctx.md_tasks.items():
+            node = self.ctx[condition['key']]
+            ok, message = md_grid.outcome(node)
+            if ok and 'uncertainty' in node.outputs:
                 usable[task] = node
-                if node.exit_status:
-                    self.report(f'{task}: MD stopped early (kept): [{node.exit_status}] {node.exit_message}')
+                if message:
+                    self.report(f'{task}: MD stopped early (kept): {message}')
             else:
-                failures.append(f'{task}: {node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}')
-                self.report(f'{task}: MD failed: [{node.exit_status}] {node.exit_message}')
+                failures.append(f'{task}: {message or "no committee uncertainty was logged"}')
+                self.report(f'{task}: MD failed: {failures[-1]}')
         self.ctx.usable_md = usable
-        nodes = [self.ctx[f'md_{task}'] for task in self.ctx.md_tasks]
+        nodes = [self.ctx[condition['key']] for condition in self.ctx.md_tasks.values()]
         self.ctx.current['explore_s'] = _span(nodes)
         self.ctx.current['md'] = {
             'runs': len(nodes),

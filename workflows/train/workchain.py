@@ -42,12 +42,17 @@ class TrainWorkChain(BaseRestartWorkChain):
     def setup(self):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(TrainCalculation, 'train'))
-        settings = self.ctx.inputs.settings.get_dict() if 'settings' in self.ctx.inputs else {}
-        self.ctx.settings = TrainingSettings.from_dict(settings).to_dict()
+        # only the keys that were given (a warm start inherits the architecture from its parent); the handlers
+        # change learning_rate and batch_size from their effective values
+        self.ctx.settings = self.ctx.inputs.settings.get_dict() if 'settings' in self.ctx.inputs else {}
 
     def run_process(self):
         self.ctx.inputs.settings = orm.Dict(self.ctx.settings)
         return super().run_process()
+
+    def _effective(self, name: str):
+        """The value of setting ``name`` the last run used: given, or the default."""
+        return TrainingSettings.from_dict(self.ctx.settings).to_dict()[name]
 
     def report_error_handled(self, calculation, action):
         self.report(
@@ -66,7 +71,7 @@ class TrainWorkChain(BaseRestartWorkChain):
     @process_handler(priority=500, exit_codes=[TrainCalculation.exit_codes.ERROR_NAN_LOSS])
     def handle_nan_loss(self, calculation):
         """Start again with half the learning rate."""
-        self.ctx.settings['learning_rate'] = self.ctx.settings['learning_rate'] / 2
+        self.ctx.settings['learning_rate'] = self._effective('learning_rate') / 2
         self.ctx.inputs.pop('parent_folder', None)
         self.report_error_handled(calculation, f'restarting with learning_rate={self.ctx.settings["learning_rate"]:g}')
         return ProcessHandlerReport(True)
@@ -74,7 +79,7 @@ class TrainWorkChain(BaseRestartWorkChain):
     @process_handler(priority=400, exit_codes=[TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY])
     def handle_out_of_memory(self, calculation):
         """Halve the batch size; give up below 1."""
-        batch = self.ctx.settings['batch_size']
+        batch = self._effective('batch_size')
         if batch <= 1:
             self.report_error_handled(calculation, 'batch size is already 1: giving up')
             return ProcessHandlerReport(
