@@ -68,7 +68,12 @@ def _submit_and_wait(builder, wait_s: float):
 @cmd_al.command('run')
 @click.argument('structures', nargs=-1, required=True)
 @click.option('--supercell', default=None, help='Supercell of every structure, e.g. 2x2x1.')
-@click.option('--protocol', default='fast', show_default=True, help='Labelling protocol of the engine.')
+@click.option(
+    '--protocol',
+    default=None,
+    help='Active-learning protocol: fast (a 2-core laptop), moderate (default), precise (a cluster).',
+)
+@click.option('--label-protocol', default=None, help="The labelling engine's protocol (default: the protocol's).")
 @click.option('--temperature', 'temperatures_K', multiple=True, type=float, help='K (repeat for a grid).')
 @click.option('--field', 'fields', multiple=True, nargs=3, type=float, metavar='EX EY EZ', help='V/Å (repeat).')
 @click.option('--md-steps', type=click.IntRange(1), default=None, help='Steps of every exploration run.')
@@ -81,7 +86,7 @@ def _submit_and_wait(builder, wait_s: float):
 @click.option('--seed', type=click.IntRange(0), default=None)
 @click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any active-learning setting.')
 @click.option('--train-set', 'train_values', multiple=True, metavar='KEY=VALUE', help='Any training setting.')
-@click.option('-n', '--committee-size', default=2, show_default=True, type=click.IntRange(2))
+@click.option('-n', '--committee-size', default=None, type=click.IntRange(2), help="Default: the protocol's.")
 @click.option(
     '--dataset', 'dataset_id', default=None, help='Start from this DatasetData (pk/UUID): no initial labelling.'
 )
@@ -91,6 +96,7 @@ def cmd_al_run(
     structures,
     supercell,
     protocol,
+    label_protocol,
     values,
     train_values,
     committee_size,
@@ -117,27 +123,43 @@ def cmd_al_run(
     from .cmd_dataset import load_dataset_node
 
     loaded = load_profile_or_fail(profile)
+    try:
+        defaults = ActiveLearningWorkChain.get_protocol_inputs(protocol)
+    except ValueError as exception:
+        raise click.BadParameter(str(exception), param_hint='--protocol') from exception
     options.update(force_trust=force_trust, bec_trust=bec_trust, fields=[list(f) for f in fields] or None)
-    settings = build_al_settings(values, **options)
-    training = validated_settings(
-        TrainingSettings, TrainingInputError, train_values, what='training', set_option='--train-set'
-    )
+    overrides = {
+        'settings': build_al_settings(values, defaults['settings'], **options),
+        'training': validated_settings(
+            TrainingSettings,
+            TrainingInputError,
+            train_values,
+            defaults['training'],
+            what='training',
+            set_option='--train-set',
+        ),
+    }
+    if committee_size is not None:
+        overrides['committee_size'] = committee_size
+    if label_protocol is not None:
+        overrides['label_protocol'] = label_protocol
     profile_settings = get_settings()
+    if profile_settings.get('kind') == 'laptop':
+        overrides['max_concurrent_labels'] = 1  # one DFT job at a time on a laptop
     codes = profile_settings.get('codes') or {}
     if not {'pw', 'ph'} <= set(codes):
         raise click.ClickException(f'profile `{loaded.name}` has no pw/ph codes: run `ionfield setup laptop`')
-    overrides = {'pseudo_family': profile_settings['pseudo_family']} if profile_settings.get('pseudo_family') else {}
+    label_overrides = (
+        {'pseudo_family': profile_settings['pseudo_family']} if profile_settings.get('pseudo_family') else {}
+    )
     nodes = build_structures(structures, parse_mesh(supercell), 0, 0.0, 0)
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         nodes,
         train_code=load_train_code(None),
         md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
-        label_protocol=protocol,
-        label_overrides=overrides,
-        settings=settings,
-        training=training,
-        committee_size=committee_size,
-        max_concurrent_labels=1 if profile_settings.get('kind') == 'laptop' else 0,
+        protocol=protocol,
+        overrides=overrides,
+        label_overrides=label_overrides,
         pw_code=orm.load_code(codes['pw']),
         ph_code=orm.load_code(codes['ph']),
     )

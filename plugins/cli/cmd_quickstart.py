@@ -15,25 +15,8 @@ from .cmd_check import wait_for
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
 
-#: The campaign's settings (ActiveLearningSettings); the options below change some of them.
-QUICKSTART_SETTINGS = {
-    'seed': 0,
-    'initial_rattles': 4,
-    'rattle_stdev': 0.1,
-    'initial_strains': 1,
-    'max_strain': 0.02,
-    'initial_bec_fraction': 0.1,  # the seed structure: symmetric, so its DFPT is cheap
-    'temperatures_K': [300.0, 500.0],
-    'fields': [[0.0, 0.0, 0.0], [0.0, 0.0, 0.05]],
-    'md_steps': 400,
-    'md_sample_every': 10,
-    'force_trust': [0.1, 0.4],
-    'bec_trust': [0.1, 0.5],
-    'max_selected': 4,
-    'converged_fraction': 0.95,
-    'converged_iterations': 1,
-}
-QUICKSTART_TRAINING = {'max_epochs': 150, 'patience': 40}
+#: The main job is the `fast` protocol of active learning (workflows/active_learning/protocol.yaml).
+QUICKSTART_PROTOCOL = 'fast'
 
 
 def _wait_ok(node, timeout: float) -> None:
@@ -46,13 +29,13 @@ def _wait_ok(node, timeout: float) -> None:
 
 @cli.command('quickstart')
 @PROFILE_OPTION
-@click.option('--max-iterations', default=3, show_default=True, type=click.IntRange(1), help='Of the campaign.')
+@click.option('--max-iterations', default=None, type=click.IntRange(1), help="Of the campaign (the protocol's: 3).")
 @click.option(
     '--bec-fraction',
-    default=0.25,
-    show_default=True,
+    default=None,
     type=click.FloatRange(0, 1),
-    help='Share of each selection that gets DFPT Born charges (4.5 min per distorted Li3N frame on 2 cores).',
+    help="Share of each selection that gets DFPT Born charges (the protocol's: 0.25; 4.5 min per distorted Li3N "
+    'frame on 2 cores).',
 )
 @click.option('--timeout', default=3600.0, show_default=True, type=float, help='Seconds to wait for each step.')
 def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
@@ -91,23 +74,23 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
     codes = settings.get('codes') or {}
     if not {'pw', 'ph'} <= set(codes):
         raise click.ClickException(f'no pw/ph codes in `{loaded.name}`: run `ionfield setup laptop -p {loaded.name}`')
-    overrides = {'pseudo_family': settings['pseudo_family']} if settings.get('pseudo_family') else {}
+    label_overrides = {'pseudo_family': settings['pseudo_family']} if settings.get('pseudo_family') else {}
+    given = {'max_iterations': max_iterations, 'bec_fraction': bec_fraction}
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         {'li3n': structure},
         train_code=load_runner_code(None, 'ionfield-train', 'ionfield.train'),
         md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
-        label_overrides=overrides,
-        settings={**QUICKSTART_SETTINGS, 'max_iterations': max_iterations, 'bec_fraction': bec_fraction},
-        training=QUICKSTART_TRAINING,
-        committee_size=2,
-        max_concurrent_labels=1,
+        protocol=QUICKSTART_PROTOCOL,
+        overrides={'settings': {key: value for key, value in given.items() if value is not None}},
+        label_overrides=label_overrides,
         pw_code=orm.load_code(codes['pw']),
         ph_code=orm.load_code(codes['ph']),
     )
     campaign = submit(builder)
     click.echo(
         f'[{loaded.name}] 2. ActiveLearningWorkChain<{campaign.pk}>: QE labels -> 2-member committee -> field MD '
-        f'-> selection, up to {max_iterations} iteration(s); follow it with `verdi process report {campaign.pk}`'
+        f'-> selection, up to {builder.settings["max_iterations"]} iteration(s); '
+        f'follow it with `verdi process report {campaign.pk}`'
     )
     if not wait_for([campaign], timeout, poll=5.0):
         raise click.ClickException(f'ActiveLearningWorkChain<{campaign.pk}> did not finish in {timeout:.0f} s')

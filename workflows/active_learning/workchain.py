@@ -35,11 +35,13 @@ from ionfield.models.active_learning.settings import ActiveLearningInputError, A
 from ionfield.models.active_learning.trust import TrustLevels
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.structures.checks import analyse_structure
+from ionfield.models.train.settings import TrainingSettings
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import CommitteeData
 from ionfield.workflows.label.workchain import LabelWorkChain
 from ionfield.workflows.md import grid as md_grid
+from ionfield.workflows.protocols import ProtocolFile, ProtocolMixin
 from ionfield.workflows.structures.functions import random_strains, rattle_structure
 from ionfield.workflows.train.committee import CommitteeWorkChain
 
@@ -140,8 +142,10 @@ def _span(nodes) -> float:
     return max(n.mtime for n in nodes).timestamp() - min(n.ctime for n in nodes).timestamp()
 
 
-class ActiveLearningWorkChain(WorkChain):
+class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Close the loop label -> learn -> explore -> select until the committee is trusted everywhere explored."""
+
+    protocol_file = ProtocolFile(__package__, 'protocol.yaml')
 
     @classmethod
     def define(cls, spec):
@@ -267,33 +271,36 @@ class ActiveLearningWorkChain(WorkChain):
         *,
         train_code: orm.AbstractCode,
         md_code: orm.AbstractCode,
+        protocol: str | None = None,
+        overrides: dict | None = None,
         engine: str = 'qe',
-        label_protocol: str | None = 'fast',
         label_overrides: dict | None = None,
-        settings: dict | None = None,
-        training: dict | None = None,
-        committee_size: int = 2,
-        max_concurrent_labels: int = 0,
         **engine_arguments,
     ):
-        """A builder: labelling from the engine protocol, training and MD codes, validated ``settings``.
+        """A builder from the protocol (``settings``, ``training``, committee size, labelling protocol), then
+        ``overrides`` of any of its keys; the labelling engine's own protocol is ``label_protocol``.
 
         ``engine_arguments`` go to the engine (``pw_code``/``ph_code`` for ``qe``; ``code``,
-        ``potential_family``, ``potential_mapping`` for ``vasp``); ``training`` is ``TrainingSettings``.
+        ``potential_family``, ``potential_mapping`` for ``vasp``); ``label_overrides`` to its protocol.
         """
-        settings = ActiveLearningSettings.from_dict(settings or {}).to_dict()
+        values = cls.get_protocol_inputs(protocol, overrides)
+        settings = ActiveLearningSettings.from_dict(values['settings']).to_dict()
         label = LabelWorkChain.get_builder_from_protocol(
-            structures, engine=engine, protocol=label_protocol, overrides=label_overrides, **engine_arguments
+            structures,
+            engine=engine,
+            protocol=values['label_protocol'],
+            overrides=label_overrides,
+            **engine_arguments,
         )
         builder = cls.get_builder()
         builder.structures = dict(structures)
         builder.settings = orm.Dict(settings)
         builder.label.engine = label.engine
         builder.label[engine] = label[engine]
-        builder.label.max_concurrent = orm.Int(max_concurrent_labels)
+        builder.label.max_concurrent = orm.Int(values['max_concurrent_labels'])
         builder.committee.member.train.code = train_code
-        builder.committee.settings = orm.Dict(training or {})
-        builder.committee.size = orm.Int(committee_size)
+        builder.committee.settings = orm.Dict(TrainingSettings.from_dict(values['training']).to_dict())
+        builder.committee.size = orm.Int(values['committee_size'])
         builder.committee.base_seed = orm.Int(settings['seed'])
         builder.md.code = md_code
         return builder

@@ -25,6 +25,7 @@ from ionfield.models.data import Dataset, Frame, asr_violation
 from ionfield.models.keys import ASR_FLAG
 from ionfield.models.structures.checks import analyse_structure
 from ionfield.plugins.data.dataset import DatasetData
+from ionfield.plugins.exit_codes import exit_code_name
 from ionfield.workflows.structures.check import PROBLEM_EXIT_CODES, StructureCheckWorkChain
 
 from .qe import QeFrameWorkChain
@@ -40,8 +41,8 @@ except Exception:  # noqa: BLE001 - entry point missing or aiida-vasp not import
     pass
 
 LABELLED, PARTIAL, FAILED, REJECTED = 'labelled', 'partial', 'failed', 'rejected'
-PARTIAL_EXIT_CODES = (330, 331)
-"""Frame exit codes after which the frame (E, F, S) was still emitted."""
+PARTIAL_FLAGS = {'ERROR_NO_GAP': 'no_gap', 'ERROR_DFPT_FAILED': 'dfpt_failed'}
+"""Frame exit codes (by name) after which the frame (E, F, S) was still emitted, and the flag it gets."""
 
 
 @calcfunction
@@ -246,8 +247,8 @@ class LabelWorkChain(WorkChain):
             has_frame = 'frame' in node.outputs
             if node.is_finished_ok:
                 status, flags = LABELLED, []
-            elif has_frame and node.exit_status in PARTIAL_EXIT_CODES:
-                status, flags = PARTIAL, ['no_gap' if node.exit_status == 330 else 'dfpt_failed']
+            elif has_frame and exit_code_name(node) in PARTIAL_FLAGS:
+                status, flags = PARTIAL, [PARTIAL_FLAGS[exit_code_name(node)]]
             else:
                 status, flags = FAILED, []
             message = node.exit_message or ''

@@ -14,11 +14,14 @@ A field-MD run of a few ns outlives any walltime, and nodes fail. Handlers (aiid
 
 from __future__ import annotations
 
+from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
+from ionfield.models.md.settings import MDSettings
 from ionfield.plugins.exit_codes import exit_code_name
+from ionfield.workflows.protocols import ProtocolFile, ProtocolMixin
 
 MDCalculation = CalculationFactory('ionfield.md')
 
@@ -33,10 +36,36 @@ def md_usable(node) -> bool:
     return (node.is_finished_ok or exit_code_name(node) in STOPS) and 'trajectory' in node.outputs
 
 
-class MDWorkChain(BaseRestartWorkChain):
+class MDWorkChain(ProtocolMixin, BaseRestartWorkChain):
     """Run field MD to its end across walltimes and node failures; stop on the physical bounds."""
 
     _process_class = MDCalculation
+    protocol_file = ProtocolFile(__package__, 'protocol.yaml')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        structure: orm.StructureData,
+        *,
+        model=None,
+        committee=None,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        options: dict | None = None,
+    ):
+        """A builder for one run of ``model`` (or ``committee``) from ``structure``; ``overrides`` sets ``settings``."""
+        values = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.md.code = code
+        builder.md.structure = structure
+        builder.md.settings = orm.Dict(MDSettings.from_dict(values['settings']).to_dict())
+        if model is not None:
+            builder.md.model = model
+        if committee is not None:
+            builder.md.committee = committee
+        builder.md.metadata.options = dict(options or {})
+        return builder
 
     @classmethod
     def define(cls, spec):

@@ -16,7 +16,11 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida.plugins import WorkflowFactory
 
+from ionfield.models.train.settings import TrainingSettings
 from ionfield.plugins.data.model import CommitteeData, ModelData
+from ionfield.workflows.protocols import ProtocolMixin
+
+from .workchain import TRAIN_PROTOCOLS
 
 TrainWorkChain = WorkflowFactory('ionfield.train.base')
 
@@ -33,8 +37,41 @@ def validate_size(value, _ctx=None):
     return None
 
 
-class CommitteeWorkChain(WorkChain):
+class CommitteeWorkChain(ProtocolMixin, WorkChain):
     """Train a seeded committee of models on one dataset."""
+
+    protocol_file = TRAIN_PROTOCOLS
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        dataset,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        base_seed: int = 0,
+        parent_committee=None,
+        options: dict | None = None,
+    ):
+        """A builder for ``committee_size`` members on ``dataset``; ``overrides`` may set any protocol key.
+
+        With ``parent_committee`` only the ``training`` keys that overrides set are passed: a warm start keeps
+        the parent's architecture (and refuses another one).
+        """
+        values = cls.get_protocol_inputs(protocol, overrides)
+        training = values['training'] if parent_committee is None else (overrides or {}).get('training', {})
+        builder = cls.get_builder()
+        builder.member.train.code = code
+        builder.member.train.dataset = dataset
+        builder.member.train.metadata.options = dict(options or {})
+        builder.settings = orm.Dict(
+            TrainingSettings.from_dict(training).to_dict() if parent_committee is None else training
+        )
+        builder.size = orm.Int(values['committee_size'])
+        builder.base_seed = orm.Int(base_seed)
+        if parent_committee is not None:
+            builder.parent_committee = parent_committee
+        return builder
 
     @classmethod
     def define(cls, spec):

@@ -18,14 +18,47 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida.plugins import CalculationFactory
 
 from ionfield.models.train.settings import TrainingSettings
+from ionfield.workflows.protocols import ProtocolFile, ProtocolMixin
 
 TrainCalculation = CalculationFactory('ionfield.train')
 
 
-class TrainWorkChain(BaseRestartWorkChain):
+#: The protocols of the train stage, shared by TrainWorkChain and CommitteeWorkChain.
+TRAIN_PROTOCOLS = ProtocolFile(__package__, 'protocol.yaml')
+
+
+class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
     """Train one model; restart on NaN loss / out of memory, resume after a kill."""
 
     _process_class = TrainCalculation
+    protocol_file = TRAIN_PROTOCOLS
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        dataset,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        parent_model=None,
+        options: dict | None = None,
+    ):
+        """A builder for one model on ``dataset``; ``overrides`` may set ``training`` keys.
+
+        With ``parent_model`` only the keys that overrides set are passed: the architecture is the parent's.
+        """
+        values = cls.get_protocol_inputs(protocol, overrides)
+        training = (overrides or {}).get('training', {}) if parent_model is not None else values['training']
+        builder = cls.get_builder()
+        builder.train.code = code
+        builder.train.dataset = dataset
+        builder.train.settings = orm.Dict(
+            TrainingSettings.from_dict(training).to_dict() if parent_model is None else training
+        )
+        if parent_model is not None:
+            builder.train.parent_model = parent_model
+        builder.train.metadata.options = dict(options or {})
+        return builder
 
     @classmethod
     def define(cls, spec):
