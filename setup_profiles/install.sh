@@ -6,8 +6,12 @@
 #   bash setup_profiles/install.sh         # install only
 #
 # Environment: IONFIELD_VENV (default: .venv in the repository), PYTHON (default: python3, >= 3.11),
-# IONFIELD_PROFILE (default: ionfield), TORCH_SPEC (default: torch==2.13.0).
-# Everything comes from Debian's archive and PyPI; nothing else is downloaded.
+# IONFIELD_PROFILE (default: ionfield), TORCH_SPEC (default: torch==2.13.0; a requirement or a wheel file),
+# TORCH_INDEX_URL (default: none; a pip index to take torch from, e.g. PyTorch's CPU-only or CUDA index).
+# torch is installed first, and only when the environment has none: PyPI's x86_64 Linux torch is a CUDA
+# build (several GB; it also runs on a CPU), so a CPU machine that wants the small CPU build sets
+# TORCH_INDEX_URL to a CPU index or TORCH_SPEC to a CPU wheel. The script says which build it got.
+# Everything else comes from Debian's archive and PyPI.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,8 +45,13 @@ say "Python environment in $VENV"
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), f"Python >= 3.11 needed, not {sys.version}"'
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 export PATH="$VENV/bin:$PATH" OMP_NUM_THREADS=1
-# torch first and pinned: an open requirement would pull several GB of CUDA wheels on a CPU machine.
-python -c 'import torch' 2>/dev/null || pip install -q "$TORCH_SPEC"
+# torch first, from TORCH_SPEC/TORCH_INDEX_URL: `pip install -e .` would otherwise take PyPI's default build.
+if python -c 'import torch' 2>/dev/null; then
+    echo "torch already installed: kept"
+else
+    pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
+fi
+python -c 'import torch; print("ok: torch", torch.__version__, "(CUDA " + torch.version.cuda + " build)" if torch.version.cuda else "(CPU build)", "- GPU visible" if torch.cuda.is_available() else "- no GPU visible")'
 extras=$([ "$MODE" = tests ] && echo "[dev]" || echo "")
 pip install -q -e "$ROOT$extras"
 echo "ok: $(ionfield --version)"

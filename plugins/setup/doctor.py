@@ -325,10 +325,10 @@ def _check_gpu(torch) -> Iterator[Check]:
             'pip install "torch>=2.6,<2.14" from a CUDA index',
         )
     else:
-        yield Check('GPU', INFO, 'none: MD and training run on the CPU (ASE backend)')
+        yield Check('GPU', INFO, 'none: MD (ASE backend) and training run on the CPU')
     try:
         import torch_sim  # noqa: F401
 
-        yield Check('torch-sim', OK, 'installed (GPU MD backend)')
+        yield Check('torch-sim', INFO, 'installed, but no MD backend of this version uses it (MD runs on ASE)')
     except ImportError:
-        yield Check('torch-sim', INFO, 'not installed (optional `gpu` extra, Python >= 3.12)')
+        yield Check('torch-sim', INFO, 'not installed (optional `gpu` extra, Python >= 3.12; not used yet)')
