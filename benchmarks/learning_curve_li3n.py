@@ -38,8 +38,8 @@ def label(args) -> None:
     from ionfield.models.structures.reference import alpha_li3n
     from ionfield.plugins.cli.cmd_check import wait_for
     from ionfield.plugins.setup.settings import get_settings
-    from ionfield.workflows.structures import functions as sampling
     from ionfield.workflows.label.workchain import LabelWorkChain
+    from ionfield.workflows.structures import functions as sampling
 
     load_profile(args.profile)
     settings = get_settings()

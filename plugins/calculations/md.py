@@ -19,23 +19,16 @@ import io
 import json
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from ionfield.models.md.engine import STATE_FILE
 from ionfield.models.md.logs import THERMO_FILE, UNCERTAINTY_FILE
 from ionfield.models.md.runner import RESULT_FILE, SETTINGS_FILE, STRUCTURE_FILE
 from ionfield.models.md.settings import MDInputError, MDSettings
 from ionfield.models.md.trajectory import FILE_NAMES
+from ionfield.plugins.calculations.runner import RunnerCalculation
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
-
-STDOUT_FILE = 'ionfield-md.out'
-
-MD_USABLE = (0, 510, 511, 512, 513)
-"""Exit statuses whose frames can be used (completed, or stopped early with every frame kept)."""
-
 
 validate_settings = settings_validator(MDSettings, MDInputError, 'MD')
 
@@ -60,8 +53,11 @@ def validate_inputs(inputs, _ctx=None):
     return None
 
 
-class MDCalculation(CalcJob):
+class MDCalculation(RunnerCalculation):
     """Molecular dynamics of a trained model (or committee) under a uniform electric field."""
+
+    PARSER = 'ionfield.md'
+    STDOUT_FILE = 'ionfield-md.out'
 
     @classmethod
     def define(cls, spec):
@@ -95,9 +91,6 @@ class MDCalculation(CalcJob):
             help='Folder of an earlier run of this calculation: the run continues from its state.npz.',
         )
         spec.inputs.validator = validate_inputs
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        spec.inputs['metadata']['options']['parser_name'].default = 'ionfield.md'
-        spec.inputs['metadata']['options']['withmpi'].default = False
 
         spec.output('trajectory', valid_type=MDTrajectoryData, required=False, help='Frames (unwrapped positions).')
         spec.output(
@@ -159,20 +152,5 @@ class MDCalculation(CalcJob):
                 remote_copy.append((parent.computer.uuid, f'{parent.get_remote_path()}/{name}', name))
             cmdline += ['--restart', STATE_FILE]
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = STDOUT_FILE
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.remote_copy_list = remote_copy
-        calcinfo.retrieve_list = [
-            RESULT_FILE,
-            STDOUT_FILE,
-            THERMO_FILE,
-            UNCERTAINTY_FILE,
-            STATE_FILE,
-            *FILE_NAMES.values(),
-        ]
-        return calcinfo
+        retrieve = [RESULT_FILE, THERMO_FILE, UNCERTAINTY_FILE, STATE_FILE, *FILE_NAMES.values()]
+        return self.runner_calcinfo(cmdline, retrieve, remote_copy)

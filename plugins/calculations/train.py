@@ -14,25 +14,24 @@ from __future__ import annotations
 import json
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from ionfield.models.train.config import LAST_CHECKPOINT, OUTPUT_DIR
 from ionfield.models.train.log import LOG_CSV
 from ionfield.models.train.runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
 from ionfield.models.train.settings import TrainingInputError, TrainingSettings
+from ionfield.plugins.calculations.runner import RunnerCalculation
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import ModelData
 
-STDOUT_FILE = 'ionfield-train.out'
-
-
 validate_settings = settings_validator(TrainingSettings, TrainingInputError, 'training')
 
 
-class TrainCalculation(CalcJob):
+class TrainCalculation(RunnerCalculation):
     """Train one nequip model (with a Born-charge head by default) on a Dataset."""
+
+    PARSER = 'ionfield.train'
+    STDOUT_FILE = 'ionfield-train.out'
 
     @classmethod
     def define(cls, spec):
@@ -62,9 +61,6 @@ class TrainCalculation(CalcJob):
             default=lambda: orm.Bool(False),
             help='Also AOTInductor-compile the model (target ase_bec).',
         )
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        spec.inputs['metadata']['options']['parser_name'].default = 'ionfield.train'
-        spec.inputs['metadata']['options']['withmpi'].default = False
 
         spec.output('model', valid_type=ModelData, help='The packaged model with its metadata and test metrics.')
         spec.output('metrics', valid_type=orm.Dict, help='Test-split errors (meV/atom, meV/Å, e) and split sizes.')
@@ -113,13 +109,6 @@ class TrainCalculation(CalcJob):
         if self.inputs.compile.value:
             cmdline.append('--compile')
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = STDOUT_FILE
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.remote_copy_list = remote_copy
-        calcinfo.retrieve_list = [RESULT_FILE, LOG_FILE, str(LOG_CSV), MODEL_FILE, COMPILED_FILE, STDOUT_FILE]
-        return calcinfo
+        return self.runner_calcinfo(
+            cmdline, [RESULT_FILE, LOG_FILE, str(LOG_CSV), MODEL_FILE, COMPILED_FILE], remote_copy
+        )

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiida import orm
-from aiida.engine import WorkChain, calcfunction, run_get_node
+from aiida.engine import calcfunction, run_get_node
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
 from ionfield.models.md.trajectory import H5TrajectoryWriter
@@ -30,6 +30,7 @@ from ionfield.workflows.active_learning.restart import RestartError, finished_hi
 from ionfield.workflows.label import workchain as label_workchain
 from ionfield.workflows.train.committee import CommitteeWorkChain
 
+from .. import fakes
 from .test_label_workchain import FakeQe, fake_engine, structure  # noqa: F401 - the fixture is used by name
 
 MDCalculation = CalculationFactory('ionfield.md')
@@ -98,22 +99,11 @@ def fake_md(structure, committee, settings) -> dict:
     return {'trajectory': trajectory, 'uncertainty': uncertainty, 'summary': orm.Dict({'scale': scale})}
 
 
-class FakeMD(WorkChain):
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.expose_inputs(MDCalculation, namespace='md', exclude=('metadata',), namespace_options={'validator': None})
-        spec.outline(cls.fake)
-        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
-        spec.output('uncertainty', valid_type=orm.ArrayData, required=False)
-        spec.output('summary', valid_type=orm.Dict, required=False)
-        spec.exit_code(502, 'ERROR_MD_FAILED', message='fake failure')
+class FakeMD(fakes.FakeMD):
+    failing = FAIL_MD_TASKS
 
-    def fake(self):
-        if any(self.node.label.endswith(task) for task in FAIL_MD_TASKS):
-            return self.exit_codes.ERROR_MD_FAILED
-        self.out_many(fake_md(self.inputs.md.structure, self.inputs.md.committee, self.inputs.md.settings))
-        return None
+    def make_outputs(self, md):
+        return fake_md(md.structure, md.committee, md.settings)
 
 
 @calcfunction
@@ -144,12 +134,7 @@ class MockedActiveLearningWorkChain(al.ActiveLearningWorkChain):
     """The real workchain; training and MD are swapped for the fakes at submission."""
 
     def submit(self, process, inputs=None, **kwargs):
-        if process is MDWorkChain:
-            label = kwargs['metadata']['call_link_label']
-            kwargs['metadata'] = {'call_link_label': label, 'label': label}
-            kwargs['md'].pop('metadata', None)
-            return super().submit(FakeMD, **kwargs)
-        return super().submit(FAKES.get(process, process), inputs, **kwargs)
+        return fakes.submit_md_as(FakeMD, super().submit, FAKES.get(process, process), inputs, kwargs)
 
 
 @pytest.fixture

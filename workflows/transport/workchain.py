@@ -1,6 +1,7 @@
 """``TransportCampaignWorkChain`` (``ionfield.campaign``): production field MD over a grid, then analysis.
 
-For every structure x temperature x field x Z* mode x replica it runs one ``MDCalculation`` with a
+For every structure x temperature x field x Z* mode x replica it runs one ``MDWorkChain`` (through
+:mod:`ionfield.workflows.md.grid`, as active learning does; a run killed by its walltime continues) with a
 trained model (or a committee, whose first member drives and whose spread is logged). Then, with
 provenance, it analyses each condition (calcfunction ``analyse_replicas``: MSDs, D*, D_J, Haven
 ratio, conductivities, drift and mobility) and the campaign (calcfunction ``campaign_report``:
@@ -20,9 +21,9 @@ from aiida.plugins import CalculationFactory
 from ionfield.models.transport.condition import condition_key
 from ionfield.models.transport.replicas import TransportInputError
 from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
-from ionfield.plugins.calculations.md import MD_USABLE
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.model import CommitteeData, ModelData
+from ionfield.workflows.md import grid as md_grid
 
 from .functions import analyse_replicas, campaign_report
 
@@ -119,8 +120,7 @@ class TransportCampaignWorkChain(WorkChain):
 
     def run_md(self):
         s = self.ctx.settings
-        futures, self.ctx.conditions = {}, {}
-        options = self.inputs.md.options.get_dict() if 'options' in self.inputs.md else {}
+        runs, self.ctx.conditions = [], {}
         drive = {'model': self.inputs.model} if 'model' in self.inputs else {'committee': self.inputs.committee}
         for s_index, name in enumerate(sorted(self.inputs.structures)):
             for c_index, (temperature, field, mode) in enumerate(s.runs()):
@@ -133,14 +133,15 @@ class TransportCampaignWorkChain(WorkChain):
                 }
                 for replica in range(s.replicas):
                     seed = s.seed + 10000 * s_index + 100 * c_index + replica
-                    inputs = self.exposed_inputs(MDCalculation, namespace='md')
-                    inputs.update(
-                        structure=self.inputs.structures[name],
-                        settings=orm.Dict(s.md_settings(temperature, field, mode, seed)),
-                        metadata={'call_link_label': f'md_{key}_r{replica}', 'options': options},
-                        **drive,
+                    runs.append(
+                        md_grid.MDRun(
+                            key=f'md_{key}_r{replica}',
+                            structure=self.inputs.structures[name],
+                            settings=s.md_settings(temperature, field, mode, seed),
+                            driver=drive,
+                        )
                     )
-                    futures[f'md_{key}_r{replica}'] = self.submit(MDCalculation, **inputs)
+        futures = md_grid.launch(self, runs)
         self.report(f'{len(futures)} MD run(s) launched for {len(self.ctx.conditions)} condition(s)')
         return ToContext(**futures)
 
@@ -151,14 +152,12 @@ class TransportCampaignWorkChain(WorkChain):
             for replica in range(self.ctx.settings.replicas):
                 total += 1
                 node = self.ctx[f'md_{key}_r{replica}']
-                if node.exit_status in MD_USABLE and 'trajectory' in node.outputs:
+                usable, message = md_grid.outcome(node)
+                if usable:
                     self.ctx.usable.setdefault(key, {})[f'r{replica}'] = node.outputs.trajectory
-                    if node.exit_status:
-                        self.report(
-                            f'{key} r{replica}: stopped early, analysed: [{node.exit_status}] {node.exit_message}'
-                        )
+                    if message:
+                        self.report(f'{key} r{replica}: stopped early, analysed: {message}')
                 else:
-                    message = f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}'
                     self.ctx.failures.append({'key': f'{key}_r{replica}', 'pk': node.pk, 'message': message})
                     self.report(f'{key} r{replica}: MD failed: {message}')
         self.ctx.total_runs = total

@@ -1,0 +1,58 @@
+"""One home for the fakes the workflow tests use (DP-GEN2's ``tests/mocked_ops.py``).
+
+A fake is a process with the real ports that returns made-up outputs, so a workchain's logic (what it
+launches, how it judges and records outcomes) is tested without running nequip or QE. The real engines run
+in the slow tests and in the fault suite.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from aiida import orm
+from aiida.engine import WorkChain
+from aiida.plugins import CalculationFactory, WorkflowFactory
+
+from ionfield.plugins.data.trajectory import MDTrajectoryData
+
+MDCalculation = CalculationFactory('ionfield.md')
+MDWorkChain = WorkflowFactory('ionfield.md.base')
+
+
+class FakeMD(WorkChain):
+    """``MDWorkChain``'s inputs; outputs from :meth:`make_outputs`; ``ERROR_MD_FAILED`` for a label in ``failing``.
+
+    A subclass sets ``failing`` (a set the tests fill; a run fails when its label ends with one of them) and
+    ``make_outputs`` (usually a calcfunction, so the outputs have provenance).
+    """
+
+    failing: ClassVar[set[str]] = set()
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(MDCalculation, namespace='md', exclude=('metadata',), namespace_options={'validator': None})
+        spec.outline(cls.fake)
+        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
+        spec.output('uncertainty', valid_type=orm.ArrayData, required=False)
+        spec.output('summary', valid_type=orm.Dict, required=False)
+        spec.exit_code(502, 'ERROR_MD_FAILED', message='fake failure')
+
+    def fake(self):
+        if any(self.node.label.endswith(label) for label in self.failing):
+            return self.exit_codes.ERROR_MD_FAILED
+        self.out_many(self.make_outputs(self.inputs.md))
+        return None
+
+    def make_outputs(self, md) -> dict:
+        raise NotImplementedError
+
+
+def submit_md_as(fake: type[FakeMD], submit, process, inputs, kwargs):
+    """A mocked workchain's ``submit``: an ``MDWorkChain`` becomes ``fake``, labelled by its call link label."""
+    if process is not MDWorkChain:
+        return submit(process, inputs, **kwargs)
+    label = kwargs['metadata']['call_link_label']
+    kwargs['metadata'] = {'call_link_label': label, 'label': label}
+    kwargs['md'].pop('metadata', None)
+    return submit(fake, **kwargs)
