@@ -7,12 +7,15 @@ in the slow tests and in the fault suite.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import ClassVar
 
 from aiida import orm
 from aiida.engine import WorkChain
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
+from ionfield.plugins.data.model import ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 
 MDCalculation = CalculationFactory('ionfield.md')
@@ -56,3 +59,16 @@ def submit_md_as(fake: type[FakeMD], submit, process, inputs, kwargs):
     kwargs['metadata'] = {'call_link_label': label, 'label': label}
     kwargs['md'].pop('metadata', None)
     return submit(fake, **kwargs)
+
+
+#: Bytes that pass ``ModelData``'s check (a zip file) but are no model: for tests whose code never loads one.
+DUMMY_PACKAGE = b'PK\x03\x04' + b'\x00' * 64
+
+
+def dummy_model(species=('Li', 'N'), has_bec: bool = True, seed: int = 0, **attributes) -> ModelData:
+    """A stored ``ModelData`` whose package is :data:`DUMMY_PACKAGE` (for CLI, validation and workflow logic)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / 'model.nequip.zip'
+        path.write_bytes(DUMMY_PACKAGE)
+        attributes.setdefault('r_max', 4.5)
+        return ModelData(path, species=list(species), has_bec=has_bec, seed=seed, **attributes).store()

@@ -11,18 +11,16 @@ import types
 import pytest
 from aiida import orm
 
-from ionfield.plugins.data.model import CommitteeData, ModelData
+from ionfield.plugins.data.model import CommitteeData
 
-from .test_cli_train import ZIP, invoke, n_processes
+from ..fakes import dummy_model
+from .test_cli_train import invoke, n_processes
 
 
 @pytest.fixture
-def models(aiida_profile, tmp_path):
-    package = tmp_path / 'm.nequip.zip'
-    package.write_bytes(ZIP)
-    made = [ModelData(package, species=['Li', 'N'], r_max=4.5, has_bec=True, seed=s).store() for s in (0, 1)]
-    plain = ModelData(package, species=['Li', 'N'], r_max=4.5, has_bec=False, seed=9).store()
-    return made, CommitteeData(made).store(), plain
+def models(aiida_profile):
+    made = [dummy_model(seed=seed) for seed in (0, 1)]
+    return made, CommitteeData(made).store(), dummy_model(has_bec=False, seed=9)
 
 
 @pytest.fixture

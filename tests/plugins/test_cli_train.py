@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from ionfield.plugins.cli import cli
 from ionfield.plugins.data.dataset import DatasetData
-from ionfield.plugins.data.model import CommitteeData, ModelData
+from ionfield.plugins.data.model import CommitteeData
 
+from ..fakes import DUMMY_PACKAGE, dummy_model
 from ..models.synthetic import synthetic_dataset
 
-ZIP = b'PK\x03\x04' + b'\x00' * 64
 METRICS = {'energy_mae_mev_per_atom': 1.25, 'forces_mae_mev_per_a': 42.5, 'bec_rmse_e': 0.0375, 'epochs': 7}
 
 
@@ -36,15 +36,8 @@ def dataset_node(aiida_profile):
 
 
 @pytest.fixture
-def models(aiida_profile, tmp_path):
-    package = tmp_path / 'm.nequip.zip'
-    package.write_bytes(ZIP)
-    return [
-        ModelData(
-            package, species=['N', 'Li'], r_max=4.5, has_bec=True, seed=seed, metrics=METRICS, dataset_uuid='d' * 32
-        ).store()
-        for seed in (3, 4)
-    ]
+def models(aiida_profile):
+    return [dummy_model(('N', 'Li'), seed=seed, metrics=METRICS, dataset_uuid='d' * 32) for seed in (3, 4)]
 
 
 def test_train_refuses_bad_settings_before_submitting(dataset_node, train_code):
@@ -118,7 +111,7 @@ def test_model_export(models, tmp_path):
     target = tmp_path / 'out.nequip.zip'
     result = invoke('model', 'export', models[0].pk, '-o', target)
     assert result.exit_code == 0, result.output
-    assert target.read_bytes() == ZIP
+    assert target.read_bytes() == DUMMY_PACKAGE
 
     result = invoke('model', 'export', models[0].pk, '-o', tmp_path / 'out.txt')
     assert result.exit_code == 2 and '.nequip.zip' in result.output

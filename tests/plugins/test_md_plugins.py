@@ -29,6 +29,7 @@ from ionfield.plugins.calculations.md import validate_inputs
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 
+from ..fakes import dummy_model
 from ..models.test_field_md import ChargedModel, isotropic
 
 MDCalculation = CalculationFactory('ionfield.md')
@@ -103,12 +104,6 @@ def test_runner_status_codes_are_distinct():
 # --- input validation (no code runs) ---------------------------------------------------------------
 
 
-def fake_model(species=('Li', 'N'), has_bec=True, seed=0, tmp_path=None) -> ModelData:
-    path = tmp_path / f'fake{seed}{has_bec}.nequip.zip'
-    path.write_bytes(b'PK\x03\x04' + b'\x00' * 64)
-    return ModelData(path, species=list(species), r_max=4.5, has_bec=has_bec, seed=seed).store()
-
-
 def validate(**inputs):
     builder = MDCalculation.get_builder()
     inputs.setdefault('structure', orm.StructureData(ase=alpha_li3n()))
@@ -118,15 +113,15 @@ def validate(**inputs):
 
 
 def test_validator_refuses_bad_combinations(aiida_profile, tmp_path):
-    plain = fake_model(has_bec=False, tmp_path=tmp_path)
-    bec = fake_model(tmp_path=tmp_path)
+    plain = dummy_model(has_bec=False)
+    bec = dummy_model()
     assert 'no Born-charge head' in validate(model=plain, settings=orm.Dict({'field': [0.01, 0, 0]}))
     assert validate(model=plain, settings=orm.Dict({'temperature_K': 300})) is None
     assert validate(model=bec, settings=orm.Dict({'field': [0.01, 0, 0]})) is None
     agi = orm.StructureData(ase=Atoms('AgI', positions=[[0, 0, 0], [2, 2, 2]], cell=[4, 4, 4], pbc=True))
     assert 'does not know species' in validate(model=bec, structure=agi)
     assert 'exactly one' in validate()
-    committee = CommitteeData([bec, fake_model(seed=1, tmp_path=tmp_path)]).store()
+    committee = CommitteeData([bec, dummy_model(seed=1)]).store()
     assert 'exactly one' in validate(model=bec, committee=committee)
     assert 'need a committee' in validate(model=bec, settings=orm.Dict({'max_force_deviation': 0.2}))
     assert validate(committee=committee, settings=orm.Dict({'max_force_deviation': 0.2})) is None

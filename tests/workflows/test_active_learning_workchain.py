@@ -9,9 +9,7 @@ would evaluate the models).
 
 from __future__ import annotations
 
-import io
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -42,19 +40,12 @@ FAIL_MD_TASKS: set[str] = set()
 """Tasks (``<key>_T<T>_E<k>``) whose fake MD fails; set by a test."""
 
 
-def dummy_package() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, 'w') as archive:
-        archive.writestr('dummy.txt', 'not a model')
-    return buffer.getvalue()
-
-
 @calcfunction
 def fake_committee(dataset, size: orm.Int) -> dict:
     members = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / 'model.nequip.zip'
-        path.write_bytes(dummy_package())
+        path.write_bytes(fakes.DUMMY_PACKAGE)
         for k in range(size.value):
             members[f'member_{k:02d}'] = ModelData(
                 path, species=dataset.species, r_max=4.0, has_bec=True, dataset_uuid=dataset.uuid, seed=k
