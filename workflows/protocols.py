@@ -18,7 +18,17 @@ import yaml
 __all__ = ('ProtocolFile', 'ProtocolMixin', 'recursive_merge')
 
 #: Keys whose values are free-form dicts (namelists, scheduler options): overrides inside them are not checked.
-FREE_FORM = ('parameters', 'options', 'smearing', 'SYSTEM', 'CONTROL', 'ELECTRONS', 'INPUTPH', 'md_overrides')
+FREE_FORM = (
+    'parameters',
+    'options',
+    'smearing',
+    'SYSTEM',
+    'CONTROL',
+    'ELECTRONS',
+    'INPUTPH',
+    'md_overrides',
+    'analysis',
+)
 
 
 def recursive_merge(left: dict, right: dict) -> dict:

@@ -32,15 +32,20 @@ def cmd_campaign():
     """Transport campaigns: field MD over T x E x replicas, then D*, conductivity, Arrhenius, drift."""
 
 
-def build_campaign_settings(values: tuple[str, ...], **options) -> dict:
+def build_campaign_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
     from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
 
-    return validated_settings(CampaignSettings, CampaignInputError, values, None, what='campaign', **options)
+    return validated_settings(CampaignSettings, CampaignInputError, values, base, what='campaign', **options)
 
 
 @cmd_campaign.command('run')
 @click.argument('structures', nargs=-1, required=True, metavar='STRUCTURE...')
 @click.option('--model', 'model_id', required=True, help='ModelData or CommitteeData (pk/UUID, or a process).')
+@click.option(
+    '--protocol',
+    default=None,
+    help='Campaign protocol: fast (the laptop tutorial), moderate (default), precise (production).',
+)
 @click.option('--supercell', default=None, metavar='NxMxK', help='Run supercells of the structures, e.g. 3x3x3.')
 @click.option('--vacancies', default=None, metavar='SPECIES[:N]', help='Remove N (default 1) atoms, e.g. Li:1.')
 @click.option('-T', '--temperature', 'temperatures_K', multiple=True, type=float, help='K (repeatable).')
@@ -63,6 +68,7 @@ def build_campaign_settings(values: tuple[str, ...], **options) -> dict:
 def campaign_run(
     structures,
     model_id,
+    protocol,
     supercell,
     vacancies,
     values,
@@ -83,7 +89,6 @@ def campaign_run(
     ionfield campaign run alpha-Li3N --supercell 3x3x3 --vacancies Li --model 12 \\
         -T 500 -T 600 -T 700 -E 0 0 0 -E 0 0 0.1 --bec-mode full --bec-mode diagonal --steps 20000
     """
-    from aiida import orm
     from aiida.engine import submit
 
     from ionfield.models.transport.settings import CampaignSettings
@@ -91,26 +96,32 @@ def campaign_run(
     from ionfield.workflows.transport.workchain import TransportCampaignWorkChain, validate_inputs
 
     load_profile_or_fail(profile)
-    settings = build_campaign_settings(values, **options)
+    try:
+        defaults = TransportCampaignWorkChain.get_protocol_inputs(protocol)
+    except ValueError as exception:
+        raise click.BadParameter(str(exception), param_hint='--protocol') from exception
+    settings = build_campaign_settings(values, defaults['settings'], **options)
     model = load_model_node(model_id, committee=True, param_hint='--model')
     built = build_structures(list(structures), parse_mesh(supercell), 0, 0.0, 0)
     if vacancies:
         built = {key: _with_vacancies(structure, vacancies) for key, structure in built.items()}
     code = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
     request = {'partition': partition, 'account': account, 'qos': qos, 'gpus': gpus}
-    inputs = {
-        'structures': built,
-        'committee' if isinstance(model, CommitteeData) else 'model': model,
-        'settings': orm.Dict(settings),
-        'md': {'code': code, 'options': orm.Dict(job_metadata_options(code, walltime, **request))},
-    }
-    problem = validate_inputs(inputs)
+    builder = TransportCampaignWorkChain.get_builder_from_protocol(
+        code,
+        built,
+        **{'committee' if isinstance(model, CommitteeData) else 'model': model},
+        protocol=protocol,
+        overrides={'settings': settings},
+        options=job_metadata_options(code, walltime, **request),
+    )
+    problem = validate_inputs(builder._inputs(prune=True))
     if problem:
         raise click.UsageError(problem)
     parsed = CampaignSettings.from_dict(settings)
     if not parsed.has_zero_field:
         click.secho('warning: no E = 0 control among the fields: no Arrhenius fit, no enhancement ratio', fg='yellow')
-    node = submit(TransportCampaignWorkChain, **inputs)
+    node = submit(builder)
     runs = len(built) * len(parsed.runs()) * parsed.replicas
     click.echo(f'submitted TransportCampaignWorkChain<{node.pk}> ({runs} MD runs)')
     if wait_s > 0:

@@ -10,6 +10,7 @@ import types
 
 import pytest
 from aiida import orm
+from aiida.engine import ProcessBuilder
 
 from ionfield.plugins.data.model import CommitteeData
 
@@ -28,6 +29,8 @@ def submitted(monkeypatch):
     calls = []
 
     def fake_submit(process, **inputs):
+        if isinstance(process, ProcessBuilder):  # a builder carries its inputs
+            inputs = process._inputs(prune=True)
         calls.append(inputs)
         return types.SimpleNamespace(pk=-1)
 

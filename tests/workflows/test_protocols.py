@@ -21,10 +21,12 @@ from ionfield.models.active_learning.settings import ActiveLearningSettings
 from ionfield.models.md.settings import MDSettings
 from ionfield.models.structures.reference import get_reference_structure
 from ionfield.models.train.settings import TrainingSettings
+from ionfield.models.transport.settings import CampaignSettings
 from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 from ionfield.workflows.md.workchain import MDWorkChain
 from ionfield.workflows.train.committee import CommitteeWorkChain
 from ionfield.workflows.train.workchain import TrainWorkChain
+from ionfield.workflows.transport.workchain import TransportCampaignWorkChain
 
 EXPECTED = pathlib.Path(__file__).parent / 'protocols'
 
@@ -34,6 +36,7 @@ SETTINGS = {
     CommitteeWorkChain: {'training': TrainingSettings},
     MDWorkChain: {'settings': MDSettings},
     ActiveLearningWorkChain: {'settings': ActiveLearningSettings, 'training': TrainingSettings},
+    TransportCampaignWorkChain: {'settings': CampaignSettings},
 }
 
 
@@ -137,6 +140,7 @@ def stub_codes(aiida_profile):
 def test_builders_match_their_stored_expectations(stub_codes, protocol):
     from ionfield.plugins.data.dataset import DatasetData
 
+    from ..fakes import dummy_model
     from ..models.synthetic import synthetic_dataset
 
     structure = orm.StructureData(ase=get_reference_structure('alpha-Li3N'))
@@ -160,3 +164,7 @@ def test_builders_match_their_stored_expectations(stub_codes, protocol):
         ph_code=stub_codes['ph'],
     )
     _check_expected(f'active_learning-{protocol}', builder)
+    campaign = TransportCampaignWorkChain.get_builder_from_protocol(
+        stub_codes['md'], {'li3n': structure}, model=dummy_model(), protocol=protocol
+    )
+    _check_expected(f'campaign-{protocol}', campaign)

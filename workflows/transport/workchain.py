@@ -24,6 +24,7 @@ from ionfield.models.transport.settings import CampaignInputError, CampaignSetti
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.workflows.md import grid as md_grid
+from ionfield.workflows.protocols import ProtocolFile, ProtocolMixin
 
 from .functions import analyse_replicas, campaign_report
 
@@ -51,8 +52,37 @@ def validate_inputs(inputs, _ctx=None):
     return None
 
 
-class TransportCampaignWorkChain(WorkChain):
+class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
     """Field-MD transport campaign: structures x T x E x Z* mode x replicas, analysed."""
+
+    protocol_file = ProtocolFile(__package__, 'protocol.yaml')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        structures: dict[str, orm.StructureData],
+        *,
+        model=None,
+        committee=None,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        options: dict | None = None,
+    ):
+        """A builder for the grid of the protocol (``overrides`` may set any ``settings`` key) on ``structures``,
+        driven by ``model`` or ``committee``; ``options`` are the ``metadata.options`` of every MD job."""
+        values = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.structures = dict(structures)
+        if model is not None:
+            builder.model = model
+        if committee is not None:
+            builder.committee = committee
+        builder.settings = orm.Dict(CampaignSettings.from_dict(values['settings']).to_dict())
+        builder.md.code = code
+        if options:
+            builder.md.options = orm.Dict(options)
+        return builder
 
     @classmethod
     def define(cls, spec):
