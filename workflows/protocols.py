@@ -17,7 +17,8 @@ import yaml
 
 __all__ = ('ProtocolFile', 'ProtocolMixin', 'recursive_merge')
 
-#: Keys whose values are free-form dicts (namelists, scheduler options): overrides inside them are not checked.
+#: Keys whose values are free-form dicts (namelists, scheduler options) or a settings class's dict (which that
+#: class checks itself, refusing unknown keys): overrides inside them are not checked here.
 FREE_FORM = (
     'parameters',
     'options',
@@ -26,6 +27,8 @@ FREE_FORM = (
     'CONTROL',
     'ELECTRONS',
     'INPUTPH',
+    'settings',
+    'training',
     'md_overrides',
     'analysis',
 )

@@ -1,8 +1,9 @@
-"""``ionfield md``: submit field MD (``MDCalculation``) for a structure and a model or committee.
+"""``ionfield md``: submit field MD (``MDWorkChain``) for a structure and a model or committee.
 
-Thin: the options become ``MDSettings`` (validated here, so a field in the wrong unit or a bad
-ensemble is a usage error and nothing is submitted); the structure, the model and the code are
-loaded with clear errors; ``--continue`` extends a finished or interrupted run from its state.
+Thin: the options become ``MDSettings`` on top of the protocol's (validated here, so a field in the wrong
+unit or a bad ensemble is a usage error and nothing is submitted); the structure, the model and the code
+are loaded with clear errors; the builder is ``MDWorkChain.get_builder_from_protocol``'s; ``--continue``
+extends a finished or interrupted run from its state.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def build_md_settings(values: tuple[str, ...], base: dict | None = None, **optio
 
 
 def _previous_run(identifier: str):
+    """The ``MDCalculation`` to continue: the node itself, or the last one an ``MDWorkChain`` ran."""
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
@@ -38,8 +40,13 @@ def _previous_run(identifier: str):
         node = orm.load_node(identifier)
     except (NotExistent, MultipleObjectsError, ValueError) as exception:
         raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='--continue') from exception
+    if node.process_type == 'aiida.workflows:ionfield.md.base':
+        runs = [child for child in node.called if child.process_type == 'aiida.calculations:ionfield.md']
+        if not runs:
+            raise click.BadParameter(f'MDWorkChain<{node.pk}> ran no MDCalculation yet', param_hint='--continue')
+        node = max(runs, key=lambda child: child.ctime)
     if node.process_type != 'aiida.calculations:ionfield.md':
-        raise click.BadParameter(f'node {node.pk} is not an MDCalculation', param_hint='--continue')
+        raise click.BadParameter(f'node {node.pk} is not an MDWorkChain or MDCalculation', param_hint='--continue')
     if 'remote_folder' not in node.outputs:
         raise click.BadParameter(
             f'MDCalculation<{node.pk}> has no remote folder to continue from', param_hint='--continue'
@@ -53,6 +60,7 @@ def _previous_run(identifier: str):
 @click.option(
     '--model', 'model_id', default=None, help='ModelData or CommitteeData (pk/UUID, or a process making one).'
 )
+@click.option('--protocol', default=None, help='MD protocol: fast (2 ps), moderate (default), precise (100 ps).')
 @click.option('--field', nargs=3, type=float, default=None, metavar='EX EY EZ', help='Uniform field in V/Å.')
 @click.option('--temperature', 'temperature_K', type=float, default=None, help='K.')
 @click.option('--steps', type=click.IntRange(0), default=None, help='Total steps (with --continue: the new total).')
@@ -61,7 +69,7 @@ def _previous_run(identifier: str):
 @click.option('--bec-mode', type=click.Choice(['full', 'diagonal', 'field_axis']), default=None)
 @click.option('--seed', type=click.IntRange(0), default=None)
 @click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any MD setting, e.g. log_every=50.')
-@click.option('--continue', 'continue_id', default=None, metavar='PK', help='Extend this MDCalculation.')
+@click.option('--continue', 'continue_id', default=None, metavar='PK', help='Extend this MDWorkChain or MDCalculation.')
 @click.option('--compiled', is_flag=True, help='Run the AOTInductor-compiled model files.')
 @click.option('--code', 'code_label', default=None, help='ionfield-md code (default: the one `ionfield setup` made).')
 @click.option('--walltime', default=3600, show_default=True, type=click.IntRange(60), help='Seconds.')
@@ -72,6 +80,7 @@ def cmd_md(
     structure,
     supercell,
     model_id,
+    protocol,
     values,
     continue_id,
     compiled,
@@ -95,46 +104,53 @@ def cmd_md(
     from aiida import orm
     from aiida.engine import submit
 
-    from ionfield.plugins.calculations.md import MDCalculation, validate_inputs
+    from ionfield.plugins.calculations.md import validate_inputs
     from ionfield.plugins.data.model import CommitteeData
+    from ionfield.workflows.md.workchain import MDWorkChain
 
     load_profile_or_fail(profile)
-    inputs = {}
-    base = None
+    try:
+        base = MDWorkChain.get_protocol_inputs(protocol)['settings']
+    except ValueError as exception:
+        raise click.BadParameter(str(exception), param_hint='--protocol') from exception
+    drivers, previous = {}, None
     if continue_id is not None:
         previous = _previous_run(continue_id)
         if structure is not None or supercell is not None:
             raise click.UsageError('--continue uses the structure of the earlier run; give no STRUCTURE or --supercell')
-        inputs['structure'] = previous.inputs.structure
-        for port in ('model', 'committee'):
-            if port in previous.inputs:
-                inputs[port] = previous.inputs[port]
+        start = previous.inputs.structure
+        drivers = {port: previous.inputs[port] for port in ('model', 'committee') if port in previous.inputs}
         base = previous.inputs.settings.get_dict() if 'settings' in previous.inputs else {}
-        inputs['parent_folder'] = previous.outputs.remote_folder
     else:
         if structure is None or model_id is None:
             raise click.UsageError('give STRUCTURE and --model (or --continue PK)')
-        ((_, inputs['structure']),) = build_structures([structure], parse_mesh(supercell), 0, 0.0, 0).items()
+        ((_, start),) = build_structures([structure], parse_mesh(supercell), 0, 0.0, 0).items()
     if model_id is not None:
         node = load_model_node(model_id, committee=True, param_hint='--model')
-        inputs.pop('model', None)
-        inputs.pop('committee', None)
-        inputs['committee' if isinstance(node, CommitteeData) else 'model'] = node
-    inputs['settings'] = orm.Dict(build_md_settings(values, base, **options))
-    inputs['code'] = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
-    inputs['compiled'] = orm.Bool(compiled)
+        drivers = {'committee' if isinstance(node, CommitteeData) else 'model': node}
+    code = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
     request = {'partition': partition, 'account': account, 'qos': qos, 'gpus': gpus}
-    inputs['metadata'] = {'options': job_metadata_options(inputs['code'], walltime, **request)}
-    problem = validate_inputs(inputs)
+    builder = MDWorkChain.get_builder_from_protocol(
+        code,
+        start,
+        **drivers,
+        protocol=protocol,
+        overrides={'settings': build_md_settings(values, base, **options)},
+        options=job_metadata_options(code, walltime, **request),
+    )
+    builder.md.compiled = orm.Bool(compiled)
+    if previous is not None:
+        builder.md.parent_folder = previous.outputs.remote_folder
+    problem = validate_inputs(builder.md._inputs(prune=True))
     if problem:
         raise click.UsageError(problem)
-    node = submit(MDCalculation, **inputs)
-    click.echo(f'submitted MDCalculation<{node.pk}>')
+    node = submit(builder)
+    click.echo(f'submitted MDWorkChain<{node.pk}>')
     if wait_s > 0:
         if not wait_for([node], wait_s):
-            raise click.ClickException(f'MDCalculation<{node.pk}> still running after {wait_s:g} s')
+            raise click.ClickException(f'MDWorkChain<{node.pk}> still running after {wait_s:g} s')
         summary = node.outputs.summary.get_dict() if 'summary' in node.outputs else {}
         status = 'completed' if node.is_finished_ok else f'[{node.exit_status}] {node.exit_message}'
-        click.echo(f'MDCalculation<{node.pk}>: {status}; step {summary.get("step")}, {summary.get("wall_time_s")} s')
+        click.echo(f'MDWorkChain<{node.pk}>: {status}; step {summary.get("step")}, {summary.get("wall_time_s")} s')
         if not node.is_finished_ok:
             raise SystemExit(1)

@@ -42,11 +42,19 @@ METRICS = (
 # --- building inputs ---------------------------------------------------------------------
 
 
-def build_settings(values: tuple[str, ...], **options) -> dict:
-    """The ``--set`` pairs plus the options that were given, validated by ``TrainingSettings``."""
+def training_overrides(values: tuple[str, ...], protocol: str | None, **options) -> dict:
+    """The training keys given on the command line (``--set`` pairs and options), checked on top of the
+    protocol's: only these go to the builder, so a warm start inherits everything else from its parent."""
     from ionfield.models.train.settings import TrainingInputError, TrainingSettings
+    from ionfield.workflows.train.workchain import TrainWorkChain
 
-    return validated_settings(TrainingSettings, TrainingInputError, values, what='training', **options)
+    try:
+        defaults = TrainWorkChain.get_protocol_inputs(protocol)['training']
+    except ValueError as exception:
+        raise click.BadParameter(str(exception), param_hint='--protocol') from exception
+    full = validated_settings(TrainingSettings, TrainingInputError, values, defaults, what='training', **options)
+    given = set(parse_key_values(values, '--set')) | {key for key, value in options.items() if value is not None}
+    return {key: full[key] for key in given}
 
 
 def load_train_code(label: str | None):
@@ -160,6 +168,11 @@ def _wait_and_report(node, wait_s: float, port: str, echo) -> None:
 def training_options(function):
     """Options shared by ``train`` and ``committee`` (after the command's own)."""
     options = [
+        click.option(
+            '--protocol',
+            default=None,
+            help='Training protocol: fast (a laptop), moderate (default), precise (a GPU node).',
+        ),
         click.option('--epochs', type=click.IntRange(1), default=None, help='Maximum number of epochs (max_epochs).'),
         click.option(
             '--bec/--no-bec',
@@ -216,6 +229,7 @@ def cmd_train(
     model_size,
     seed,
     parent,
+    protocol,
     epochs,
     bec,
     set_values,
@@ -230,34 +244,37 @@ def cmd_train(
     from aiida import orm
     from aiida.engine import submit
 
+    from ionfield.models.train.settings import TrainingSettings
     from ionfield.workflows.train.workchain import TrainWorkChain
 
     load_profile_or_fail(profile)
     dataset = load_dataset_node(identifier)
-    settings = build_settings(set_values, size=model_size, seed=seed, max_epochs=epochs, bec=bec)
+    given = training_overrides(set_values, protocol, size=model_size, seed=seed, max_epochs=epochs, bec=bec)
     parent_model = load_model_node(parent, param_hint='--parent') if parent is not None else None
     code = load_train_code(code_label)
-
-    builder = TrainWorkChain.get_builder()
-    builder.train.code = code
-    builder.train.dataset = dataset
-    builder.train.settings = orm.Dict(settings)
+    builder = TrainWorkChain.get_builder_from_protocol(
+        code,
+        dataset,
+        protocol,
+        overrides={'training': given},
+        parent_model=parent_model,
+        options=job_metadata_options(code, walltime, **request),
+    )
     builder.train.compile = orm.Bool(compile_model)
-    if parent_model is not None:
-        builder.train.parent_model = parent_model
-    for key, value in job_metadata_options(code, walltime, **request).items():
-        builder.train.metadata.options[key] = value
     node = submit(builder)
+    settings = TrainingSettings.from_dict(
+        {**(parent_model.base.attributes.get('settings', {}) if parent_model else {}), **builder.train.settings}
+    )
     click.echo(
         f'submitted TrainWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
-        f'(size {settings["size"]}, seed {settings["seed"]}, bec {settings["bec"]})'
+        f'(size {settings.size}, seed {settings.seed}, bec {settings.bec})'
     )
     _wait_and_report(node, wait_s, 'model', echo_model)
 
 
 @cli.command('committee')
 @click.argument('identifier', metavar='DATASET')
-@click.option('-n', '--size', 'members', type=int, default=4, show_default=True, help='Number of members (>= 2).')
+@click.option('-n', '--size', 'members', type=int, default=None, help="Number of members (>= 2; the protocol's: 4).")
 @click.option(
     '--base-seed', type=click.IntRange(0), default=0, show_default=True, help='Member k gets seed base_seed + k.'
 )
@@ -276,6 +293,7 @@ def cmd_committee(
     base_seed,
     model_size,
     parent,
+    protocol,
     epochs,
     bec,
     set_values,
@@ -292,14 +310,16 @@ def cmd_committee(
 
     from ionfield.workflows.train.committee import CommitteeWorkChain
 
-    if members < 2:
+    if members is not None and members < 2:
         raise click.BadParameter(f'a committee needs at least 2 members, got {members}', param_hint='-n/--size')
     load_profile_or_fail(profile)
     dataset = load_dataset_node(identifier)
     if 'seed' in parse_key_values(set_values, '--set'):
         raise click.UsageError('committee members get seeds base_seed + k: use --base-seed, not --set seed=...')
-    settings = build_settings(set_values, size=model_size, max_epochs=epochs, bec=bec)
-    settings.pop('seed')
+    overrides = {'training': training_overrides(set_values, protocol, size=model_size, max_epochs=epochs, bec=bec)}
+    if members is not None:
+        overrides['committee_size'] = members
+    members = CommitteeWorkChain.get_protocol_inputs(protocol, overrides)['committee_size']
     parent_committee = load_committee_node(parent) if parent is not None else None
     if parent_committee is not None and parent_committee.size < members:
         raise click.BadParameter(
@@ -307,22 +327,21 @@ def cmd_committee(
             param_hint='--parent-committee',
         )
     code = load_train_code(code_label)
-
-    builder = CommitteeWorkChain.get_builder()
-    builder.member.train.code = code
-    builder.member.train.dataset = dataset
+    builder = CommitteeWorkChain.get_builder_from_protocol(
+        code,
+        dataset,
+        protocol,
+        overrides=overrides,
+        base_seed=base_seed,
+        parent_committee=parent_committee,
+        options=job_metadata_options(code, walltime, **request),
+    )
     builder.member.train.compile = orm.Bool(compile_model)
-    for key, value in job_metadata_options(code, walltime, **request).items():
-        builder.member.train.metadata.options[key] = value
-    builder.settings = orm.Dict(settings)
-    builder.size = orm.Int(members)
-    builder.base_seed = orm.Int(base_seed)
-    if parent_committee is not None:
-        builder.parent_committee = parent_committee
     node = submit(builder)
+    size = builder.settings.get('size', "the parent committee's")
     click.echo(
         f'submitted CommitteeWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
-        f'({members} members, seeds {base_seed}..{base_seed + members - 1}, size {settings["size"]})'
+        f'({members} members, seeds {base_seed}..{base_seed + members - 1}, size {size})'
     )
     _wait_and_report(node, wait_s, 'committee', echo_committee)
 

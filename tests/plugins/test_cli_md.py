@@ -94,8 +94,8 @@ def test_md_builds_inputs(models, md_code, submitted):
         '2x2x1',
     )
     assert result.exit_code == 0, result.output
-    assert 'submitted MDCalculation<-1>' in result.output
-    (inputs,) = submitted
+    assert 'submitted MDWorkChain<-1>' in result.output
+    (inputs,) = [call['md'] for call in submitted]
     settings = inputs['settings'].get_dict()
     assert settings['field'] == [0.0, 0.0, 0.1] and settings['temperature_K'] == 600 and settings['steps'] == 500
     assert settings['max_force_deviation'] == 0.3 and settings['bec_mode'] == 'diagonal'

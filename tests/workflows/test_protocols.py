@@ -62,8 +62,11 @@ def test_every_protocol_validates_and_defaults_match_the_dataclass(workchain):
 def test_overrides_are_checked():
     values = MDWorkChain.get_protocol_inputs('fast', {'settings': {'temperature_K': 600.0}})
     assert values['settings']['temperature_K'] == 600.0 and values['settings']['steps'] == 2000
-    with pytest.raises(ValueError, match='`settings.temperature` is not a key'):
-        MDWorkChain.get_protocol_inputs(None, {'settings': {'temperature': 600.0}})
+    with pytest.raises(ValueError, match='`label_protocl` is not a key'):
+        ActiveLearningWorkChain.get_protocol_inputs(None, {'label_protocl': 'fast'})
+    # a settings dict is checked by its own class, which names the known keys
+    with pytest.raises(ValueError, match=r"unknown MD setting\(s\) \['temperature'\]"):
+        MDWorkChain.get_builder_from_protocol(None, None, overrides={'settings': {'temperature': 600.0}})
     with pytest.raises(ValueError, match='unknown protocol `quick`'):
         ActiveLearningWorkChain.get_protocol_inputs('quick')
 

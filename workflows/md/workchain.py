@@ -55,16 +55,16 @@ class MDWorkChain(ProtocolMixin, BaseRestartWorkChain):
         options: dict | None = None,
     ):
         """A builder for one run of ``model`` (or ``committee``) from ``structure``; ``overrides`` sets ``settings``."""
-        values = cls.get_protocol_inputs(protocol, overrides)
+        settings = MDSettings.from_dict(cls.get_protocol_inputs(protocol, overrides)['settings']).to_dict()
         builder = cls.get_builder()
         builder.md.code = code
         builder.md.structure = structure
-        builder.md.settings = orm.Dict(MDSettings.from_dict(values['settings']).to_dict())
+        builder.md.settings = orm.Dict(settings)
         if model is not None:
             builder.md.model = model
         if committee is not None:
             builder.md.committee = committee
-        builder.md.metadata.options = dict(options or {})
+        builder.md.metadata.options.update(options or {})
         return builder
 
     @classmethod

@@ -63,7 +63,7 @@ class CommitteeWorkChain(ProtocolMixin, WorkChain):
         builder = cls.get_builder()
         builder.member.train.code = code
         builder.member.train.dataset = dataset
-        builder.member.train.metadata.options = dict(options or {})
+        builder.member.train.metadata.options.update(options or {})
         builder.settings = orm.Dict(
             TrainingSettings.from_dict(training).to_dict() if parent_committee is None else training
         )

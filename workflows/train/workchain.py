@@ -57,7 +57,7 @@ class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
         )
         if parent_model is not None:
             builder.train.parent_model = parent_model
-        builder.train.metadata.options = dict(options or {})
+        builder.train.metadata.options.update(options or {})
         return builder
 
     @classmethod
