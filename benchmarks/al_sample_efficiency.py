@@ -110,7 +110,7 @@ def label(args) -> None:
     from ase.io import read
 
     from ionfield.models.data.dataset import Dataset
-    from ionfield.plugins.cli.cmd_check import wait_for
+    from ionfield.plugins.cli.launch import wait_for
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.label.workchain import LabelWorkChain
 

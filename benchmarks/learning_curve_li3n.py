@@ -36,7 +36,7 @@ def label(args) -> None:
 
     from ionfield.models.data.dataset import Dataset
     from ionfield.models.structures.reference import alpha_li3n
-    from ionfield.plugins.cli.cmd_check import wait_for
+    from ionfield.plugins.cli.launch import wait_for
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.label.workchain import LabelWorkChain
     from ionfield.workflows.structures import functions as sampling

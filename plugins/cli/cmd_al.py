@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import click
 
-from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_train_code
+from .launch import submit_and_wait
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
 
@@ -47,22 +47,12 @@ def load_campaign(identifier: str):
 
 
 def _submit_and_wait(builder, wait_s: float):
-    from aiida.engine import submit
-
     from ionfield.workflows.active_learning.workchain import validate_inputs
 
     problem = validate_inputs(builder._inputs(prune=True))
     if problem:
         raise click.UsageError(problem)
-    node = submit(builder)
-    click.echo(f'submitted ActiveLearningWorkChain<{node.pk}>; follow it with `verdi process report {node.pk}`')
-    if wait_s > 0:
-        if not wait_for([node], wait_s, poll=5.0):
-            raise click.ClickException(f'ActiveLearningWorkChain<{node.pk}> still running after {wait_s:g} s')
-        echo_report(node)
-        if not node.is_finished_ok:
-            raise click.ClickException(f'ActiveLearningWorkChain<{node.pk}>: [{node.exit_status}] {node.exit_message}')
-    return node
+    return submit_and_wait(builder, wait_s, report=echo_report, poll=5.0)
 
 
 @cmd_al.command('run')

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_model_node
+from .launch import submit_and_wait
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -89,7 +89,6 @@ def campaign_run(
     ionfield campaign run alpha-Li3N --supercell 3x3x3 --vacancies Li --model 12 \\
         -T 500 -T 600 -T 700 -E 0 0 0 -E 0 0 0.1 --bec-mode full --bec-mode diagonal --steps 20000
     """
-    from aiida.engine import submit
 
     from ionfield.models.transport.settings import CampaignSettings
     from ionfield.plugins.data.model import CommitteeData
@@ -121,15 +120,14 @@ def campaign_run(
     parsed = CampaignSettings.from_dict(settings)
     if not parsed.has_zero_field:
         click.secho('warning: no E = 0 control among the fields: no Arrhenius fit, no enhancement ratio', fg='yellow')
-    node = submit(builder)
     runs = len(built) * len(parsed.runs()) * parsed.replicas
-    click.echo(f'submitted TransportCampaignWorkChain<{node.pk}> ({runs} MD runs)')
-    if wait_s > 0:
-        if not wait_for([node], wait_s):
-            raise click.ClickException(f'TransportCampaignWorkChain<{node.pk}> still running after {wait_s:g} s')
-        _write_report(node, output or Path(f'campaign_{node.pk}'))
-        if not node.is_finished_ok:
-            raise click.ClickException(f'campaign {node.pk} finished [{node.exit_status}] {node.exit_message}')
+    submit_and_wait(
+        builder,
+        wait_s,
+        describe=f' ({runs} MD runs)',
+        report=lambda node: _write_report(node, output or Path(f'campaign_{node.pk}')),
+        poll=5.0,
+    )
 
 
 def _with_vacancies(structure, spec: str):

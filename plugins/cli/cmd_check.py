@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
+from .launch import submit as submit_process
+from .launch import wait_for
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail
 
@@ -35,16 +35,6 @@ def read_structures(sources: tuple[str, ...]):
     return structures
 
 
-def wait_for(nodes, timeout: float, poll: float = 1.0) -> bool:
-    """Wait until every node is terminated; return False on timeout (the processes keep running)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(node.is_terminated for node in nodes):
-            return True
-        time.sleep(poll)
-    return all(node.is_terminated for node in nodes)
-
-
 @cli.command('check')
 @click.argument('structures', nargs=-1, required=True, metavar='STRUCTURE...')
 @click.option('--min-distance', default=0.5, show_default=True, type=float, help='Overlap threshold in Å.')
@@ -55,7 +45,6 @@ def cmd_check(structures, min_distance, submit, wait_s, profile):
     """Check STRUCTURE files or reference names (e.g. alpha-Li3N) for overlaps, periodicity and density."""
     from aiida import orm
     from aiida.engine import run_get_node
-    from aiida.engine import submit as submit_process
 
     from ionfield.workflows.structures.check import StructureCheckWorkChain
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .cmd_check import read_structures, wait_for
+from .cmd_check import read_structures
+from .launch import submit_and_wait
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -149,7 +150,6 @@ def cmd_label(
     """Label STRUCTURE files (CIF, POSCAR, extxyz) or reference names (e.g. alpha-Li3N) with DFT/DFPT."""
     import yaml
     from aiida import orm
-    from aiida.engine import submit
 
     from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.label.workchain import ENGINES, LabelWorkChain
@@ -196,15 +196,9 @@ def cmd_label(
     if max_concurrent is None:
         max_concurrent = 1 if settings.get('kind') == 'laptop' else 0
     builder.max_concurrent = orm.Int(max_concurrent)
-    node = submit(builder)
-    click.echo(f'submitted LabelWorkChain<{node.pk}> for {len(nodes)} structure(s): {", ".join(nodes)}')
-    if wait_s <= 0:
-        return
-    if not wait_for([node], wait_s, poll=2.0):
-        raise click.ClickException(f'LabelWorkChain<{node.pk}> not finished after {wait_s:.0f} s (it keeps running)')
-    echo_summary(node)
-    if not node.is_finished_ok:
-        raise click.ClickException(f'LabelWorkChain<{node.pk}>: [{node.exit_status}] {node.exit_message}')
+    submit_and_wait(
+        builder, wait_s, describe=f' for {len(nodes)} structure(s): {", ".join(nodes)}', report=echo_summary
+    )
 
 
 def echo_summary(node) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import click
 
-from .cmd_check import wait_for
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_model_node
+from .launch import submit_and_wait
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -102,7 +102,6 @@ def cmd_md(
     ionfield md --continue 789 --steps 40000
     """
     from aiida import orm
-    from aiida.engine import submit
 
     from ionfield.plugins.calculations.md import validate_inputs
     from ionfield.plugins.data.model import CommitteeData
@@ -144,13 +143,10 @@ def cmd_md(
     problem = validate_inputs(builder.md._inputs(prune=True))
     if problem:
         raise click.UsageError(problem)
-    node = submit(builder)
-    click.echo(f'submitted MDWorkChain<{node.pk}>')
-    if wait_s > 0:
-        if not wait_for([node], wait_s):
-            raise click.ClickException(f'MDWorkChain<{node.pk}> still running after {wait_s:g} s')
-        summary = node.outputs.summary.get_dict() if 'summary' in node.outputs else {}
-        status = 'completed' if node.is_finished_ok else f'[{node.exit_status}] {node.exit_message}'
-        click.echo(f'MDWorkChain<{node.pk}>: {status}; step {summary.get("step")}, {summary.get("wall_time_s")} s')
-        if not node.is_finished_ok:
-            raise SystemExit(1)
+    submit_and_wait(builder, wait_s, report=echo_md_summary)
+
+
+def echo_md_summary(node) -> None:
+    summary = node.outputs.summary.get_dict() if 'summary' in node.outputs else {}
+    status = 'completed' if node.is_finished_ok else f'[{node.exit_status}] {node.exit_message}'
+    click.echo(f'MDWorkChain<{node.pk}>: {status}; step {summary.get("step")}, {summary.get("wall_time_s")} s')

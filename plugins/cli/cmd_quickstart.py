@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import click
 
-from .cmd_check import wait_for
+from .launch import finish, submit
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
 
 #: The main job is the `fast` protocol of active learning (workflows/active_learning/protocol.yaml).
 QUICKSTART_PROTOCOL = 'fast'
-
-
-def _wait_ok(node, timeout: float) -> None:
-    name = f'{node.process_label}<{node.pk}>'
-    if not wait_for([node], timeout, poll=2.0):
-        raise click.ClickException(f'{name} did not finish in {timeout:.0f} s (it keeps running): `ionfield doctor`')
-    if not node.is_finished_ok:
-        raise click.ClickException(f'{name} failed: [{node.exit_status}] {node.exit_message}')
 
 
 @cli.command('quickstart')
@@ -42,8 +34,6 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
     """Run the main job (a small Li3N active-learning campaign) on the daemon and print what it produced."""
     import numpy as np
     from aiida import orm
-    from aiida.common.exceptions import InvalidOperation
-    from aiida.engine import submit as submit_process
 
     from ionfield.models.structures.reference import get_reference_structure
     from ionfield.plugins.setup.settings import get_settings
@@ -54,16 +44,10 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
 
     loaded = load_profile_or_fail(profile)
 
-    def submit(*args, **kwargs):
-        try:
-            return submit_process(*args, **kwargs)
-        except InvalidOperation as exception:
-            raise click.ClickException(f'{exception} Start it with `verdi -p {loaded.name} daemon start`.') from None
-
     structure = orm.StructureData(ase=get_reference_structure('alpha-Li3N'), label='alpha-Li3N')
     check = submit(StructureCheckWorkChain, structure=structure)
     click.echo(f'[{loaded.name}] 1. StructureCheckWorkChain<{check.pk}> for alpha-Li3N')
-    _wait_ok(check, timeout)
+    finish(check, 'StructureCheckWorkChain', timeout)
     summary = check.outputs.summary.get_dict()
     click.echo(
         f'alpha-Li3N: {summary["formula"]}, {summary["natoms"]} atoms, density {summary["density"]:.3f} g/cm^3, '
@@ -92,13 +76,7 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
         f'-> selection, up to {builder.settings["max_iterations"]} iteration(s); '
         f'follow it with `verdi process report {campaign.pk}`'
     )
-    if not wait_for([campaign], timeout, poll=5.0):
-        raise click.ClickException(f'ActiveLearningWorkChain<{campaign.pk}> did not finish in {timeout:.0f} s')
-    echo_report(campaign)
-    if not campaign.is_finished_ok:
-        raise click.ClickException(
-            f'ActiveLearningWorkChain<{campaign.pk}>: [{campaign.exit_status}] {campaign.exit_message}'
-        )
+    finish(campaign, 'ActiveLearningWorkChain', timeout, report=echo_report, poll=5.0)
     initial = campaign.outputs.datasets.initial.get_dataset()
     frame = next(frame for frame in initial if frame.has_born_charges)
     click.echo('Born charges of alpha-Li3N (DFPT), diagonal (xx yy zz) in e:')

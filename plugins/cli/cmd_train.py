@@ -11,8 +11,8 @@ import math
 
 import click
 
-from .cmd_check import wait_for
 from .cmd_dataset import load_dataset_node
+from .launch import submit_and_wait
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -149,19 +149,6 @@ def echo_committee(committee) -> None:
         click.echo(f'  {index:>3} {member.pk:>7} {_fmt(member.seed):>5}{values}')
 
 
-def _wait_and_report(node, wait_s: float, port: str, echo) -> None:
-    """As ``ionfield label --wait``: wait, print the ``port`` output, fail if the process did."""
-    if wait_s <= 0:
-        return
-    if not wait_for([node], wait_s, poll=2.0):
-        raise click.ClickException(
-            f'{node.process_label}<{node.pk}> not finished after {wait_s:.0f} s (it keeps running)'
-        )
-    if not node.is_finished_ok:
-        raise click.ClickException(f'{node.process_label}<{node.pk}>: [{node.exit_status}] {node.exit_message}')
-    echo(node.outputs[port])
-
-
 # --- commands ----------------------------------------------------------------------------
 
 
@@ -242,7 +229,6 @@ def cmd_train(
 ):
     """Train one model on DATASET (a DatasetData or a LabelWorkChain pk/UUID) with TrainWorkChain."""
     from aiida import orm
-    from aiida.engine import submit
 
     from ionfield.models.train.settings import TrainingSettings
     from ionfield.workflows.train.workchain import TrainWorkChain
@@ -261,15 +247,15 @@ def cmd_train(
         options=job_metadata_options(code, walltime, **request),
     )
     builder.train.compile = orm.Bool(compile_model)
-    node = submit(builder)
     settings = TrainingSettings.from_dict(
         {**(parent_model.base.attributes.get('settings', {}) if parent_model else {}), **builder.train.settings}
     )
-    click.echo(
-        f'submitted TrainWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
-        f'(size {settings.size}, seed {settings.seed}, bec {settings.bec})'
+    submit_and_wait(
+        builder,
+        wait_s,
+        describe=f' on DatasetData<{dataset.pk}> (size {settings.size}, seed {settings.seed}, bec {settings.bec})',
+        report=lambda node: echo_model(node.outputs.model),
     )
-    _wait_and_report(node, wait_s, 'model', echo_model)
 
 
 @cli.command('committee')
@@ -306,7 +292,6 @@ def cmd_committee(
 ):
     """Train a committee of models with seeds base_seed, base_seed+1, ... on DATASET (CommitteeWorkChain)."""
     from aiida import orm
-    from aiida.engine import submit
 
     from ionfield.workflows.train.committee import CommitteeWorkChain
 
@@ -337,13 +322,14 @@ def cmd_committee(
         options=job_metadata_options(code, walltime, **request),
     )
     builder.member.train.compile = orm.Bool(compile_model)
-    node = submit(builder)
     size = builder.settings.get('size', "the parent committee's")
-    click.echo(
-        f'submitted CommitteeWorkChain<{node.pk}> on DatasetData<{dataset.pk}> '
-        f'({members} members, seeds {base_seed}..{base_seed + members - 1}, size {size})'
+    submit_and_wait(
+        builder,
+        wait_s,
+        describe=f' on DatasetData<{dataset.pk}> ({members} members, seeds {base_seed}..{base_seed + members - 1}, '
+        f'size {size})',
+        report=lambda node: echo_committee(node.outputs.committee),
     )
-    _wait_and_report(node, wait_s, 'committee', echo_committee)
 
 
 @cli.group('model')
