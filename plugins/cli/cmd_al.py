@@ -12,7 +12,9 @@ import click
 
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_train_code
+from .defaults import label_overrides, max_concurrent_labels, qe_codes
 from .launch import submit_and_wait
+from .params import load_dataset, load_process
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, validated_settings
 
@@ -29,21 +31,6 @@ def build_al_settings(values: tuple[str, ...], base: dict | None = None, **optio
     return validated_settings(
         ActiveLearningSettings, ActiveLearningInputError, values, base, what='active-learning', **options
     )
-
-
-def load_campaign(identifier: str):
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    try:
-        node = orm.load_node(identifier)
-    except (NotExistent, MultipleObjectsError, ValueError) as exception:
-        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='PK') from exception
-    from ionfield.workflows.active_learning.restart import is_campaign
-
-    if not is_campaign(node):
-        raise click.BadParameter(f'node {node.pk} is not an ActiveLearningWorkChain', param_hint='PK')
-    return node
 
 
 def _submit_and_wait(builder, wait_s: float):
@@ -104,13 +91,9 @@ def cmd_al_run(
     ionfield al run alpha-Li3N --temperature 300 --temperature 600 --field 0 0 0 --field 0 0 0.05
     ionfield al run cell.cif --supercell 2x2x2 --force-trust 0.05 0.3 --max-labels 200 --set md_steps=2000
     """
-    from aiida import orm
 
     from ionfield.models.train.settings import TrainingInputError, TrainingSettings
-    from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
-
-    from .cmd_dataset import load_dataset_node
 
     loaded = load_profile_or_fail(profile)
     try:
@@ -133,15 +116,8 @@ def cmd_al_run(
         overrides['committee_size'] = committee_size
     if label_protocol is not None:
         overrides['label_protocol'] = label_protocol
-    profile_settings = get_settings()
-    if profile_settings.get('kind') == 'laptop':
-        overrides['max_concurrent_labels'] = 1  # one DFT job at a time on a laptop
-    codes = profile_settings.get('codes') or {}
-    if not {'pw', 'ph'} <= set(codes):
-        raise click.ClickException(f'profile `{loaded.name}` has no pw/ph codes: run `ionfield setup laptop`')
-    label_overrides = (
-        {'pseudo_family': profile_settings['pseudo_family']} if profile_settings.get('pseudo_family') else {}
-    )
+    if max_concurrent_labels() is not None:
+        overrides['max_concurrent_labels'] = max_concurrent_labels()
     nodes = build_structures(structures, parse_mesh(supercell), 0, 0.0, 0)
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         nodes,
@@ -149,12 +125,11 @@ def cmd_al_run(
         md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
         protocol=protocol,
         overrides=overrides,
-        label_overrides=label_overrides,
-        pw_code=orm.load_code(codes['pw']),
-        ph_code=orm.load_code(codes['ph']),
+        label_overrides=label_overrides(),
+        **qe_codes(loaded.name),
     )
     if dataset_id is not None:
-        builder.dataset = load_dataset_node(dataset_id)
+        builder.dataset = load_dataset(dataset_id)
     _submit_and_wait(builder, wait_s)
 
 
@@ -170,7 +145,9 @@ def cmd_al_restart(identifier, iteration, without_later_labels, values, wait_s, 
     from ionfield.workflows.active_learning.restart import RestartError, restart_builder
 
     load_profile_or_fail(profile)
-    node = load_campaign(identifier)
+    from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+    node = load_process(identifier, ActiveLearningWorkChain)
     base = node.inputs.settings.get_dict() if 'settings' in node.inputs else {}
     settings = build_al_settings(values, base)
     try:
@@ -210,7 +187,9 @@ def cmd_al_report(identifier, plot_path, profile):
     from ionfield.workflows.active_learning.restart import finished_history
 
     load_profile_or_fail(profile)
-    node = load_campaign(identifier)
+    from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+    node = load_process(identifier, ActiveLearningWorkChain)
     echo_report(node)
     if plot_path:
         history = finished_history(node)

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from .cmd_label import build_structures, parse_mesh
-from .cmd_train import load_model_node
 from .launch import submit_and_wait
+from .params import load_model, load_process
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -100,7 +100,7 @@ def campaign_run(
     except ValueError as exception:
         raise click.BadParameter(str(exception), param_hint='--protocol') from exception
     settings = build_campaign_settings(values, defaults['settings'], **options)
-    model = load_model_node(model_id, committee=True, param_hint='--model')
+    model = load_model(model_id, committee=True, param_hint='--model')
     built = build_structures(list(structures), parse_mesh(supercell), 0, 0.0, 0)
     if vacancies:
         built = {key: _with_vacancies(structure, vacancies) for key, structure in built.items()}
@@ -146,19 +146,6 @@ def _with_vacancies(structure, spec: str):
     return result
 
 
-def _campaign_node(identifier: str):
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    try:
-        node = orm.load_node(identifier)
-    except (NotExistent, MultipleObjectsError, ValueError) as exception:
-        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='PK') from exception
-    if node.process_type != 'aiida.workflows:ionfield.campaign':
-        raise click.BadParameter(f'node {node.pk} is not a TransportCampaignWorkChain', param_hint='PK')
-    return node
-
-
 def _write_report(node, folder: Path) -> Path:
     """The stored report and figures; for an unfinished or failed campaign, rebuilt from its analyses."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -198,7 +185,9 @@ def _rebuild_report(node, folder: Path) -> dict:
 def campaign_report(pk, output, profile):
     """Write the HTML report and PNG figures of campaign PK (partial if it has not finished)."""
     load_profile_or_fail(profile)
-    node = _campaign_node(pk)
+    from ionfield.workflows.transport.workchain import TransportCampaignWorkChain
+
+    node = load_process(pk, TransportCampaignWorkChain)
     _write_report(node, output or Path(f'campaign_{node.pk}'))
 
 

@@ -6,6 +6,7 @@ import math
 
 import click
 
+from .params import load_dataset
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail
 
@@ -13,29 +14,6 @@ from .utils import PROFILE_OPTION, load_profile_or_fail
 @cli.group('dataset')
 def cmd_dataset():
     """Inspect and export labelled datasets (``DatasetData`` nodes)."""
-
-
-def load_dataset_node(identifier: str):
-    """The ``DatasetData`` with this pk/UUID, or the ``dataset`` output of the workchain with this pk/UUID."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    from ionfield.plugins.data.dataset import DatasetData
-
-    try:
-        node = orm.load_node(identifier)
-    except (NotExistent, MultipleObjectsError, ValueError) as exception:
-        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='DATASET') from exception
-    if isinstance(node, orm.WorkflowNode):
-        if 'dataset' not in node.outputs:
-            raise click.BadParameter(
-                f'{node.process_label}<{node.pk}> has no `dataset` output (state {node.process_state.value})',
-                param_hint='DATASET',
-            )
-        node = node.outputs.dataset
-    if not isinstance(node, DatasetData):
-        raise click.BadParameter(f'node {node.pk} is a {type(node).__name__}, not a DatasetData', param_hint='DATASET')
-    return node
 
 
 def _fmt(value) -> str:
@@ -53,7 +31,7 @@ def dataset_show(identifier, show_frames, profile):
     from ionfield.models.data import asr_violation
 
     load_profile_or_fail(profile)
-    node = load_dataset_node(identifier)
+    node = load_dataset(identifier)
     dataset = node.get_dataset()
     click.echo(f'DatasetData<{node.pk}> {node.uuid}  sha256 {node.sha256[:16]}')
     for key, value in dataset.statistics().items():
@@ -80,7 +58,7 @@ def dataset_show(identifier, show_frames, profile):
 def dataset_export(identifier, output, asr_corrected, drop_flagged, profile):
     """Write DATASET as extended XYZ (NequIP's ASE dataset reads it) or as the .npz file."""
     load_profile_or_fail(profile)
-    dataset = load_dataset_node(identifier).get_dataset()
+    dataset = load_dataset(identifier).get_dataset()
     if drop_flagged:
         dataset = dataset.filter(lambda frame: not frame.flags)
     if asr_corrected:

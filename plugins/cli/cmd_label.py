@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .cmd_check import read_structures
+from .defaults import label_overrides, max_concurrent_labels, qe_code_labels
 from .launch import submit_and_wait
 from .root import cli
 from .utils import (
@@ -151,24 +152,15 @@ def cmd_label(
     import yaml
     from aiida import orm
 
-    from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.label.workchain import ENGINES, LabelWorkChain
 
     loaded = load_profile_or_fail(profile)
     if engine not in ENGINES:
         raise click.ClickException(f'the `{engine}` engine is not available in this installation')
     overrides = parse_key_values(overrides, '--override')
-    settings = get_settings()
     if engine == 'qe':
-        codes = settings.get('codes') or {}
-        if not {'pw', 'ph'} <= set(codes):
-            raise click.ClickException(
-                f'profile `{loaded.name}` has no pw/ph codes: run `ionfield setup laptop -p {loaded.name}`'
-            )
-        if settings.get('pseudo_family'):
-            overrides.setdefault('pseudo_family', settings['pseudo_family'])
-        if computer is not None:
-            codes = {label: f'{label}@{computer}' for label in ('pw', 'ph')}
+        codes = qe_code_labels(loaded.name, computer)
+        overrides = {**label_overrides(), **overrides}
         job_code = load_runner_code(codes['pw'], 'pw', 'quantumespresso.pw')
         engine_arguments = {'pw_code': codes['pw'], 'ph_code': codes['ph'] if bec else None}
     else:
@@ -194,7 +186,7 @@ def cmd_label(
     builder.min_success_fraction = orm.Float(min_success_fraction)
     builder.asr_threshold = orm.Float(asr_threshold)
     if max_concurrent is None:
-        max_concurrent = 1 if settings.get('kind') == 'laptop' else 0
+        max_concurrent = max_concurrent_labels() or 0
     builder.max_concurrent = orm.Int(max_concurrent)
     submit_and_wait(
         builder, wait_s, describe=f' for {len(nodes)} structure(s): {", ".join(nodes)}', report=echo_summary

@@ -11,8 +11,8 @@ from __future__ import annotations
 import click
 
 from .cmd_label import build_structures, parse_mesh
-from .cmd_train import load_model_node
 from .launch import submit_and_wait
+from .params import load_model, load_node
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -33,13 +33,7 @@ def build_md_settings(values: tuple[str, ...], base: dict | None = None, **optio
 
 def _previous_run(identifier: str):
     """The ``MDCalculation`` to continue: the node itself, or the last one an ``MDWorkChain`` ran."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    try:
-        node = orm.load_node(identifier)
-    except (NotExistent, MultipleObjectsError, ValueError) as exception:
-        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint='--continue') from exception
+    node = load_node(identifier, '--continue')
     if node.process_type == 'aiida.workflows:ionfield.md.base':
         runs = [child for child in node.called if child.process_type == 'aiida.calculations:ionfield.md']
         if not runs:
@@ -125,7 +119,7 @@ def cmd_md(
             raise click.UsageError('give STRUCTURE and --model (or --continue PK)')
         ((_, start),) = build_structures([structure], parse_mesh(supercell), 0, 0.0, 0).items()
     if model_id is not None:
-        node = load_model_node(model_id, committee=True, param_hint='--model')
+        node = load_model(model_id, committee=True, param_hint='--model')
         drivers = {'committee' if isinstance(node, CommitteeData) else 'model': node}
     code = load_runner_code(code_label, 'ionfield-md', 'ionfield.md')
     request = {'partition': partition, 'account': account, 'qos': qos, 'gpus': gpus}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from .defaults import label_overrides, qe_codes
 from .launch import finish, submit
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
@@ -36,7 +37,6 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
     from aiida import orm
 
     from ionfield.models.structures.reference import get_reference_structure
-    from ionfield.plugins.setup.settings import get_settings
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
     from ionfield.workflows.structures.check import StructureCheckWorkChain
 
@@ -54,11 +54,6 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
         f'shortest Li-N {summary["min_distance"]:.3f} Å'
     )
 
-    settings = get_settings()
-    codes = settings.get('codes') or {}
-    if not {'pw', 'ph'} <= set(codes):
-        raise click.ClickException(f'no pw/ph codes in `{loaded.name}`: run `ionfield setup laptop -p {loaded.name}`')
-    label_overrides = {'pseudo_family': settings['pseudo_family']} if settings.get('pseudo_family') else {}
     given = {'max_iterations': max_iterations, 'bec_fraction': bec_fraction}
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         {'li3n': structure},
@@ -66,9 +61,8 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
         md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
         protocol=QUICKSTART_PROTOCOL,
         overrides={'settings': {key: value for key, value in given.items() if value is not None}},
-        label_overrides=label_overrides,
-        pw_code=orm.load_code(codes['pw']),
-        ph_code=orm.load_code(codes['ph']),
+        label_overrides=label_overrides(),
+        **qe_codes(loaded.name),
     )
     campaign = submit(builder)
     click.echo(

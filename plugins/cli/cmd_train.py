@@ -11,8 +11,8 @@ import math
 
 import click
 
-from .cmd_dataset import load_dataset_node
 from .launch import submit_and_wait
+from .params import load_committee, load_dataset, load_model
 from .root import cli
 from .utils import (
     PROFILE_OPTION,
@@ -60,50 +60,6 @@ def training_overrides(values: tuple[str, ...], protocol: str | None, **options)
 def load_train_code(label: str | None):
     """The ``ionfield-train`` code: ``--code``, else the one ``ionfield setup`` recorded, else the localhost one."""
     return load_runner_code(label, 'ionfield-train', 'ionfield.train')
-
-
-def _output_of(identifier: str, ports: tuple[str, ...], param_hint: str):
-    """The node with this pk/UUID, or the first of ``ports`` among the outputs of the process with it."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    try:
-        node = orm.load_node(identifier)
-    except (NotExistent, MultipleObjectsError, ValueError) as exception:
-        raise click.BadParameter(f'no node `{identifier}`: {exception}', param_hint=param_hint) from exception
-    if isinstance(node, orm.ProcessNode):
-        port = next((port for port in ports if port in node.outputs), None)
-        if port is None:
-            state = node.process_state.value if node.process_state else 'unknown'
-            raise click.BadParameter(
-                f'{node.process_label}<{node.pk}> has no `{"` or `".join(ports)}` output (state {state})',
-                param_hint=param_hint,
-            )
-        node = node.outputs[port]
-    return node
-
-
-def load_model_node(identifier: str, committee: bool = False, param_hint: str = 'MODEL'):
-    """A ``ModelData`` (or, with ``committee``, also a ``CommitteeData``) by pk/UUID or as a process output."""
-    from ionfield.plugins.data.model import CommitteeData, ModelData
-
-    allowed = (ModelData, CommitteeData) if committee else (ModelData,)
-    node = _output_of(identifier, ('model', 'committee') if committee else ('model',), param_hint)
-    if not isinstance(node, allowed):
-        names = ' or '.join(cls.__name__ for cls in allowed)
-        raise click.BadParameter(f'node {node.pk} is a {type(node).__name__}, not a {names}', param_hint=param_hint)
-    return node
-
-
-def load_committee_node(identifier: str):
-    from ionfield.plugins.data.model import CommitteeData
-
-    node = _output_of(identifier, ('committee',), '--parent-committee')
-    if not isinstance(node, CommitteeData):
-        raise click.BadParameter(
-            f'node {node.pk} is a {type(node).__name__}, not a CommitteeData', param_hint='--parent-committee'
-        )
-    return node
 
 
 # --- printing ----------------------------------------------------------------------------
@@ -234,9 +190,9 @@ def cmd_train(
     from ionfield.workflows.train.workchain import TrainWorkChain
 
     load_profile_or_fail(profile)
-    dataset = load_dataset_node(identifier)
+    dataset = load_dataset(identifier)
     given = training_overrides(set_values, protocol, size=model_size, seed=seed, max_epochs=epochs, bec=bec)
-    parent_model = load_model_node(parent, param_hint='--parent') if parent is not None else None
+    parent_model = load_model(parent, param_hint='--parent') if parent is not None else None
     code = load_train_code(code_label)
     builder = TrainWorkChain.get_builder_from_protocol(
         code,
@@ -298,14 +254,14 @@ def cmd_committee(
     if members is not None and members < 2:
         raise click.BadParameter(f'a committee needs at least 2 members, got {members}', param_hint='-n/--size')
     load_profile_or_fail(profile)
-    dataset = load_dataset_node(identifier)
+    dataset = load_dataset(identifier)
     if 'seed' in parse_key_values(set_values, '--set'):
         raise click.UsageError('committee members get seeds base_seed + k: use --base-seed, not --set seed=...')
     overrides = {'training': training_overrides(set_values, protocol, size=model_size, max_epochs=epochs, bec=bec)}
     if members is not None:
         overrides['committee_size'] = members
     members = CommitteeWorkChain.get_protocol_inputs(protocol, overrides)['committee_size']
-    parent_committee = load_committee_node(parent) if parent is not None else None
+    parent_committee = load_committee(parent) if parent is not None else None
     if parent_committee is not None and parent_committee.size < members:
         raise click.BadParameter(
             f'the parent committee has {parent_committee.size} members, {members} were asked for',
@@ -349,7 +305,7 @@ def model_show(identifier, profile):
     from ionfield.plugins.data.model import CommitteeData
 
     load_profile_or_fail(profile)
-    node = load_model_node(identifier, committee=True)
+    node = load_model(identifier, committee=True)
     if isinstance(node, CommitteeData):
         echo_committee(node)
     else:
@@ -377,7 +333,7 @@ def model_export(identifier, output, compiled, profile):
         what = 'the compiled model' if compiled else 'the package'
         raise click.BadParameter(f'{what} is written to a `{suffix}` file, got `{output}`', param_hint='--output')
     load_profile_or_fail(profile)
-    node = load_model_node(identifier)
+    node = load_model(identifier)
     try:
         path = node.export(output, compiled=compiled)
     except ValueError as exception:

@@ -80,9 +80,9 @@ def load_runner_code(label: str | None, script: str, plugin: str):
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    from ionfield.plugins.setup.settings import get_settings
+    from .defaults import profile_settings
 
-    label = label or (get_settings().get('codes') or {}).get(script) or f'{script}@localhost'
+    label = label or (profile_settings().get('codes') or {}).get(script) or f'{script}@localhost'
     try:
         code = orm.load_code(label)
     except (NotExistent, MultipleObjectsError, ValueError) as exception:

@@ -32,7 +32,7 @@ def test_al_run_refuses_bad_settings_before_submitting(aiida_profile, args, mess
     assert n_processes() == before
 
 
-def test_al_report_and_restart_need_a_campaign(aiida_profile):
+def test_al_report_and_restart_need_an_active_learning_run(aiida_profile):
     node = orm.Int(3).store()
     for command in (('al', 'report', str(node.pk)), ('al', 'restart', str(node.pk))):
         result = invoke(*command)

@@ -21,7 +21,7 @@ class RestartError(ValueError):
     """The node cannot be restarted from the asked iteration."""
 
 
-def is_campaign(node) -> bool:
+def is_active_learning(node) -> bool:
     """Whether ``node`` was made by an ``ActiveLearningWorkChain`` (or a subclass)."""
     from .workchain import ActiveLearningWorkChain
 
@@ -85,7 +85,7 @@ def _builder_with_inputs_of(node):
 
 def restart_builder(node, iteration: int | None = None, later_labels: bool = True, settings: dict | None = None):
     """A builder that continues ``node`` after ``iteration`` (default: its last finished one)."""
-    if not is_campaign(node):
+    if not is_active_learning(node):
         raise RestartError(
             f'node {node.pk} is a {node.process_label or type(node).__name__}, not an ActiveLearningWorkChain'
         )
