@@ -2,7 +2,7 @@
 
 :class:`ConvergenceCriterion` looks at the accurate share of explored frames per iteration and says
 ``converged`` once it has been at or above ``fraction`` for ``patience`` iterations in a row. Stops
-that are not convergence are named, so a campaign always says *why* it ended.
+that are not convergence are named, so a run always says *why* it ended.
 """
 
 from __future__ import annotations

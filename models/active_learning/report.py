@@ -1,4 +1,4 @@
-"""The campaign report: one row per iteration and learning-curve plots, from the workchain's history.
+"""The active-learning report: one row per iteration and learning-curve plots, from the workchain's history.
 
 Plain Python over the list of per-iteration dicts that ``ActiveLearningWorkChain`` outputs
 (``iterations.iter_NN`` while it runs, ``history`` at the end), so ``ionfield al report`` and a

@@ -1,4 +1,4 @@
-"""Settings of one active-learning campaign, validated before anything runs.
+"""Settings of one active-learning run, validated before anything runs.
 
 Units: Å, K, V/Å, fs, eV/Å (force deviation), e (Born-charge deviation).
 Every random choice (rattles, strains, which frames get Born charges, the selection) comes from ``seed``.
@@ -15,7 +15,7 @@ from .trust import TrustLevels, TrustLevelsError
 
 
 class ActiveLearningInputError(SettingsError):
-    """Settings a campaign cannot start from; the message says what to change."""
+    """Settings a run cannot start from; the message says what to change."""
 
 
 @dataclasses.dataclass
@@ -118,7 +118,7 @@ class ActiveLearningSettings(Settings):
             clash = sorted(owned & set(self.md_overrides))
             if clash:
                 problems.append(
-                    f'md_overrides may not set {clash}: the campaign sets them (use md_steps, the grid, ...)'
+                    f'md_overrides may not set {clash}: active learning sets them (use md_steps, the grid, ...)'
                 )
         for name in ('force_trust', 'bec_trust'):
             value = getattr(self, name)

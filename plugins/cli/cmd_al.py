@@ -1,4 +1,4 @@
-"""``ionfield al run|restart|report``: the active-learning campaign from the command line.
+"""``ionfield al run|restart|report``: active learning from the command line.
 
 Thin: options become ``ActiveLearningSettings`` and ``TrainingSettings`` (validated here, so a bad
 value is a usage error and nothing is submitted), the builder comes from
@@ -85,7 +85,7 @@ def cmd_al_run(
     fields,
     **options,
 ):
-    """Run a campaign from STRUCTURE files or reference names (e.g. alpha-Li3N).
+    """Run active learning from STRUCTURE files or reference names (e.g. alpha-Li3N).
 
     \b
     ionfield al run alpha-Li3N --temperature 300 --temperature 600 --field 0 0 0 --field 0 0 0.05
@@ -141,12 +141,11 @@ def cmd_al_run(
 @click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds for the result.')
 @PROFILE_OPTION
 def cmd_al_restart(identifier, iteration, without_later_labels, values, wait_s, profile):
-    """Continue campaign PK from a finished iteration; no finished DFT label is lost."""
+    """Continue the active-learning run PK from a finished iteration; no finished DFT label is lost."""
     from ionfield.workflows.active_learning.restart import RestartError, restart_builder
-
-    load_profile_or_fail(profile)
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 
+    load_profile_or_fail(profile)
     node = load_process(identifier, ActiveLearningWorkChain)
     base = node.inputs.settings.get_dict() if 'settings' in node.inputs else {}
     settings = build_al_settings(values, base)
@@ -182,13 +181,12 @@ def echo_report(node) -> None:
 @click.option('--plot', 'plot_path', default=None, type=click.Path(dir_okay=False), help='Write learning curves (PNG).')
 @PROFILE_OPTION
 def cmd_al_report(identifier, plot_path, profile):
-    """Table per iteration (dataset, shares, errors on new labels, trust levels, timings) of campaign PK."""
+    """Table per iteration (dataset, shares, errors on new labels, trust levels, timings) of the active-learning run PK."""
     from ionfield.models.active_learning.report import plot_history
     from ionfield.workflows.active_learning.restart import finished_history
-
-    load_profile_or_fail(profile)
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 
+    load_profile_or_fail(profile)
     node = load_process(identifier, ActiveLearningWorkChain)
     echo_report(node)
     if plot_path:

@@ -184,9 +184,9 @@ def _rebuild_report(node, folder: Path) -> dict:
 @PROFILE_OPTION
 def campaign_report(pk, output, profile):
     """Write the HTML report and PNG figures of campaign PK (partial if it has not finished)."""
-    load_profile_or_fail(profile)
     from ionfield.workflows.transport.workchain import TransportCampaignWorkChain
 
+    load_profile_or_fail(profile)
     node = load_process(pk, TransportCampaignWorkChain)
     _write_report(node, output or Path(f'campaign_{node.pk}'))
 

@@ -1,6 +1,6 @@
 """``ionfield quickstart``: the README's main job on the laptop default.
 
-A small active-learning campaign on alpha-Li3N through the daemon: the structure check, then
+A small active-learning run on alpha-Li3N through the daemon: the structure check, then
 ``ActiveLearningWorkChain`` with QE (``fast`` protocol) labels, a 2-member committee with a
 Born-charge head, and field-MD exploration at two temperatures with and without a field. It prints
 the report of every iteration and fails loudly if a step does not finish. About 20-25 minutes on 2 cores
@@ -22,7 +22,7 @@ QUICKSTART_PROTOCOL = 'fast'
 
 @cli.command('quickstart')
 @PROFILE_OPTION
-@click.option('--max-iterations', default=None, type=click.IntRange(1), help="Of the campaign (the protocol's: 3).")
+@click.option('--max-iterations', default=None, type=click.IntRange(1), help="Iterations at most (the protocol's: 3).")
 @click.option(
     '--bec-fraction',
     default=None,
@@ -32,7 +32,7 @@ QUICKSTART_PROTOCOL = 'fast'
 )
 @click.option('--timeout', default=3600.0, show_default=True, type=float, help='Seconds to wait for each step.')
 def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
-    """Run the main job (a small Li3N active-learning campaign) on the daemon and print what it produced."""
+    """Run the main job (a small Li3N active-learning run) on the daemon and print what it produced."""
     import numpy as np
     from aiida import orm
 
@@ -64,17 +64,17 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
         label_overrides=label_overrides(),
         **qe_codes(loaded.name),
     )
-    campaign = submit(builder)
+    run = submit(builder)
     click.echo(
-        f'[{loaded.name}] 2. ActiveLearningWorkChain<{campaign.pk}>: QE labels -> 2-member committee -> field MD '
+        f'[{loaded.name}] 2. ActiveLearningWorkChain<{run.pk}>: QE labels -> 2-member committee -> field MD '
         f'-> selection, up to {builder.settings["max_iterations"]} iteration(s); '
-        f'follow it with `verdi process report {campaign.pk}`'
+        f'follow it with `verdi process report {run.pk}`'
     )
-    finish(campaign, 'ActiveLearningWorkChain', timeout, report=echo_report, poll=5.0)
-    initial = campaign.outputs.datasets.initial.get_dataset()
+    finish(run, 'ActiveLearningWorkChain', timeout, report=echo_report, poll=5.0)
+    initial = run.outputs.datasets.initial.get_dataset()
     frame = next(frame for frame in initial if frame.has_born_charges)
     click.echo('Born charges of alpha-Li3N (DFPT), diagonal (xx yy zz) in e:')
     for symbol, tensor in zip(frame.species, frame.born_charges, strict=True):
         click.echo(f'  {symbol:<3}' + ''.join(f'{value:8.3f}' for value in np.diag(tensor)))
-    click.echo(f'Provenance: verdi -p {loaded.name} process show {campaign.pk}')
-    click.echo(f'Report:     ionfield al report -p {loaded.name} {campaign.pk} --plot li3n_al.png')
+    click.echo(f'Provenance: verdi -p {loaded.name} process show {run.pk}')
+    click.echo(f'Report:     ionfield al report -p {loaded.name} {run.pk} --plot li3n_al.png')

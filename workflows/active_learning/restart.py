@@ -1,4 +1,4 @@
-"""Restart an active-learning campaign from any finished iteration, losing no finished DFT label.
+"""Restart an active-learning run from any finished iteration, losing no finished DFT label.
 
 The new ``ActiveLearningWorkChain`` gets the inputs of the old one, plus
 

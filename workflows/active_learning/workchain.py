@@ -17,7 +17,7 @@
    ``adapt_trust``).
 
 Every finished step is an output at once (``datasets.iter_NN``, ``committees.iter_NN``,
-``iterations.iter_NN``), so a campaign that fails later loses nothing, and ``ionfield al restart``
+``iterations.iter_NN``), so a run that fails later loses nothing, and ``ionfield al restart``
 continues from any finished iteration (``dataset`` + ``parent_committee`` + ``previous_history``).
 Failed MD or DFT tasks are recorded with their reason; an iteration goes on while the share of
 successes stays above ``min_md_success_fraction`` / ``min_label_success_fraction``.
@@ -661,7 +661,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.out('committee', self.ctx.committee)
         history = [*self.ctx.history, {'stop_reason': reason, 'message': message}]
         self.out('history', orm.List(history).store())
-        self.report(f'campaign ended after {self.ctx.iteration} iteration(s): {reason}: {message}')
+        self.report(f'active learning ended after {self.ctx.iteration} iteration(s): {reason}: {message}')
 
 
 def _fmt(value) -> str:
