@@ -181,7 +181,7 @@ def echo_report(node) -> None:
 @click.option('--plot', 'plot_path', default=None, type=click.Path(dir_okay=False), help='Write learning curves (PNG).')
 @PROFILE_OPTION
 def cmd_al_report(identifier, plot_path, profile):
-    """Table per iteration (dataset, shares, errors on new labels, trust levels, timings) of the active-learning run PK."""
+    """Per iteration: dataset, shares, errors on new labels, trust levels, timings of the active-learning run PK."""
     from ionfield.models.active_learning.report import plot_history
     from ionfield.workflows.active_learning.restart import finished_history
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
