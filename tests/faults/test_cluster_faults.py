@@ -18,11 +18,11 @@ from aiida import orm
 from aiida.common import timezone
 from aiida.engine import run_get_node
 
-from ionfield.models.reference_structures import alpha_li3n
+from ionfield.models.structures.reference import alpha_li3n
 from ionfield.plugins.calculations.md import MDCalculation
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.job_options import JobRequest
-from ionfield.workflows.train import TrainWorkChain
+from ionfield.workflows.train.workchain import TrainWorkChain
 
 from ..models.synthetic import synthetic_dataset
 from .conftest import assert_nothing_lost, ledger

@@ -13,7 +13,7 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 
-from ionfield.models.reference_structures import alpha_li3n
+from ionfield.models.structures.reference import alpha_li3n
 from ionfield.plugins.calculations.md import MDCalculation
 from ionfield.plugins.data.model import ModelData
 

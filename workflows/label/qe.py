@@ -4,7 +4,9 @@ The SCF is a ``PwBaseWorkChain`` and the DFPT a ``PhBaseWorkChain`` at Gamma wit
 ``trans=.false.``, so aiida-quantumespresso's restart handlers apply: an SCF that does not converge is
 restarted with a smaller ``mixing_beta``, and both restart after running out of walltime. A ph.x run that
 does not converge is recovered with a smaller ``alpha_mix(1)`` by :class:`DfptWorkChain` (the stock handler
-sets ``nmix_ph = 8``, which ph.x 6.7, Debian's, refuses).
+sets ``nmix_ph = 8``, which ph.x 6.7, Debian's, refuses). A pw.x or ph.x job killed by a signal (the
+out-of-memory killer, a failing node, ``kill -9``) is rerun once by :class:`ScfWorkChain` / :class:`DfptWorkChain`
+(:class:`KilledJobRerunMixin`); killed again, the structure fails with ``ERROR_SCF_KILLED`` or keeps E, F, S.
 
 Born charges need an insulator, so with ``bec`` the SCF uses fixed occupations and a few empty bands to
 measure the gap. A structure with an odd number of electrons, or a gap below ``min_gap``, is a metal for
@@ -19,27 +21,66 @@ SCF threshold are derived per structure here), which is what lets ``LabelWorkCha
 from __future__ import annotations
 
 import math
+import re
 
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ProcessHandlerReport, ToContext, WorkChain, calcfunction, if_, process_handler
-from aiida.plugins import GroupFactory, WorkflowFactory
+from aiida.plugins import CalculationFactory, GroupFactory, WorkflowFactory
 
-from ionfield.models import qe_labels
+from ionfield.models.labels import qe as qe_labels
+from ionfield.plugins.exit_codes import statuses
 
 from .frame import define_frame_spec, frame_node
 from .protocols import ProtocolFile
 
-__all__ = ('DfptWorkChain', 'QeFrameWorkChain', 'next_dfpt_mixing', 'qe_frame')
+__all__ = (
+    'DfptWorkChain',
+    'KilledJobRerunMixin',
+    'QeFrameWorkChain',
+    'ScfWorkChain',
+    'kill_evidence',
+    'kill_signal_in',
+    'next_dfpt_mixing',
+    'qe_frame',
+)
 
 PwBaseWorkChain = WorkflowFactory('quantumespresso.pw.base')
 PhBaseWorkChain = WorkflowFactory('quantumespresso.ph.base')
+PwCalculation = CalculationFactory('quantumespresso.pw')
+PhCalculation = CalculationFactory('quantumespresso.ph')
 PseudoPotentialFamily = GroupFactory('pseudo.family')
 
 PROTOCOLS = ProtocolFile('qe.yaml')
 
 PH_DEFAULT_ALPHA_MIX = 0.7
 PH_MIN_ALPHA_MIX = 0.1
+
+KILLED_RERUNS = 1
+"""Reruns of a job killed by a signal; the next kill is recorded as the failure."""
+
+CUT_SHORT_EXIT_CODES = (
+    'ERROR_OUTPUT_STDOUT_MISSING',
+    'ERROR_OUTPUT_STDOUT_INCOMPLETE',
+    'ERROR_OUTPUT_XML_MISSING',
+    'ERROR_OUTPUT_XML_READ',
+    'ERROR_OUTPUT_XML_PARSE',
+    'ERROR_OUTPUT_FILES',
+)
+"""Exit codes of a pw.x/ph.x run whose output was cut short: what a job killed mid-run ends with (with evidence)."""
+
+SCHEDULER_KILL_EXIT_CODES = ('ERROR_SCHEDULER_OUT_OF_MEMORY', 'ERROR_SCHEDULER_NODE_FAILURE')
+"""The scheduler's own verdict that the job was killed from outside (SLURM with accounting): evidence enough."""
+
+_OUT_OF_MEMORY = re.compile(r'oom[-_ ]kill|tasks? [\d,-]+: Out Of Memory', re.IGNORECASE)  # slurmstepd, srun
+_SIGNAL_NUMBER = (
+    re.compile(r'exited on signal (\d+)'),  # Open MPI's mpirun
+    re.compile(r'KILLED BY SIGNAL: (\d+)'),  # MPICH, Intel MPI (hydra)
+)
+_KILLED_BY_NAME = (
+    re.compile(r'^srun: error: .*: tasks? [\d,-]+: Killed$', re.MULTILINE),  # srun: a task died of SIGKILL
+    re.compile(r'line \d+: +\d+ Killed'),  # the job script's bash, for a code run without an MPI launcher
+)
 
 
 def next_dfpt_mixing(inputph: dict) -> tuple[dict, str] | None:
@@ -55,10 +96,134 @@ def next_dfpt_mixing(inputph: dict) -> tuple[dict, str] | None:
     return {**inputph, 'alpha_mix(1)': new_alpha}, f'reduced alpha_mix(1) from {alpha} to {new_alpha}'
 
 
-class DfptWorkChain(PhBaseWorkChain):
-    """``PhBaseWorkChain`` whose convergence handler also works with ph.x 6.x (see :func:`next_dfpt_mixing`)."""
+def kill_signal_in(stderr: str) -> str | None:
+    """What killed a job according to its scheduler stderr (the MPI launcher's or the shell's words), or None.
 
-    @process_handler(priority=410, exit_codes=PhBaseWorkChain._process_class.exit_codes.ERROR_CONVERGENCE_NOT_REACHED)
+    Only SIGKILL and the out-of-memory killer count: the OOM killer, a node taken down and ``kill -9`` send it,
+    and none of them says anything about the calculation, so a rerun can succeed. A crash (SIGSEGV, SIGABRT,
+    QE's own ``MPI_Abort``) would crash again, and SIGTERM (walltime, ``scancel``) was someone's decision.
+    """
+    if _OUT_OF_MEMORY.search(stderr):
+        return 'the out-of-memory killer (SIGKILL)'
+    for pattern in _SIGNAL_NUMBER:
+        if any(int(number) == 9 for number in pattern.findall(stderr)):
+            return 'signal 9 (SIGKILL)'
+    if any(pattern.search(stderr) for pattern in _KILLED_BY_NAME):
+        return 'signal 9 (SIGKILL)'
+    return None
+
+
+def kill_evidence(node: orm.CalcJobNode) -> str | None:
+    """Why ``node`` looks killed from outside: the scheduler's verdict, or a kill named in its stderr; else None."""
+    if node.exit_status in statuses(node.process_class, *SCHEDULER_KILL_EXIT_CODES):
+        return f'the scheduler ({node.exit_message})'
+    return kill_signal_in(node.get_scheduler_stderr() or '')
+
+
+def killed_job_exit_codes(calculation_class) -> list:
+    """The exit codes of ``calculation_class`` a killed job ends with: output cut short, or the scheduler's verdict."""
+    names = (*CUT_SHORT_EXIT_CODES, *SCHEDULER_KILL_EXIT_CODES)
+    return [calculation_class.exit_codes[name] for name in names if name in calculation_class.exit_codes]
+
+
+class KilledJobRerunMixin:
+    """For a ``BaseRestartWorkChain`` of a DFT code: rerun a job killed by a signal once, fail on the next kill.
+
+    Without it a killed pw.x/ph.x ends its structure at once: its output is cut short (``ERROR_OUTPUT_FILES``,
+    ``ERROR_OUTPUT_STDOUT_INCOMPLETE``), no stock handler claims those exit codes, and ``BaseRestartWorkChain``
+    aborts on an unhandled failure. Output cut short is not enough to rerun: the kill must be named by the
+    scheduler or in the job's stderr (:func:`kill_evidence`), so a code that crashes is not rerun blindly.
+
+    The rerun is the killed job again, with its inputs unchanged: they point at the last good state (the SCF's
+    ground state, or the last run that was not killed, as the stock handlers left it). pw.x and ph.x copy their
+    parent folder (aiida-quantumespresso's default), so that state is intact and nothing the killed job wrote
+    is read back.
+    """
+
+    KILLED_EXIT_STATUS = 390
+
+    @classmethod
+    def define_killed_exit_code(cls, spec, program: str) -> None:
+        """The exit code of a workchain whose job was killed on its run and again on its rerun."""
+        spec.exit_code(
+            cls.KILLED_EXIT_STATUS,
+            'ERROR_KILLED_BY_SIGNAL',
+            message=f'{program} was killed from outside (out of memory? a failing node?) twice: {{detail}}',
+        )
+
+    def rerun_killed(self, node) -> ProcessHandlerReport | None:
+        """Rerun ``node`` if it was killed and has not been rerun yet; None when there is no sign of a kill."""
+        evidence = kill_evidence(node)
+        if evidence is None:
+            return None
+        self.ctx.killed_jobs = [*self.ctx.get('killed_jobs', []), f'{node.process_label}<{node.pk}> by {evidence}']
+        self.ctx.last_killed = node.pk
+        if len(self.ctx.killed_jobs) > KILLED_RERUNS:
+            self.report_error_handled(node, f'killed by {evidence} again: giving up')
+            return ProcessHandlerReport(True, self._killed_twice())
+        self.report_error_handled(node, f'killed by {evidence}, not by a problem of its own: rerunning it once')
+        return ProcessHandlerReport(True)
+
+    def inspect_process(self):
+        """As the base class's, except that a workchain whose rerun was killed too ends with ``ERROR_KILLED_BY_SIGNAL``.
+
+        The base class checks ``max_iterations`` before a handler's exit code, so a second kill on the last
+        allowed iteration would end as ``ERROR_MAXIMUM_ITERATIONS_EXCEEDED``, which hides what happened.
+        """
+        exit_code = super().inspect_process()
+        node = self.ctx.children[self.ctx.iteration - 1]
+        killed_again = len(self.ctx.get('killed_jobs', [])) > KILLED_RERUNS and node.pk == self.ctx.last_killed
+        if exit_code is not None and exit_code.status and killed_again:
+            return self._killed_twice()
+        return exit_code
+
+    def _killed_twice(self):
+        """``ERROR_KILLED_BY_SIGNAL`` naming each killed job and what killed it, for the structure's message."""
+        return self.exit_codes.ERROR_KILLED_BY_SIGNAL.format(detail=', then '.join(self.ctx.killed_jobs))
+
+
+class ScfWorkChain(KilledJobRerunMixin, PwBaseWorkChain):
+    """``PwBaseWorkChain`` that reruns a pw.x killed by a signal once (:class:`KilledJobRerunMixin`)."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        cls.define_killed_exit_code(spec, 'pw.x')
+
+    @process_handler(priority=620, exit_codes=killed_job_exit_codes(PwCalculation))
+    def handle_killed_by_signal(self, node):
+        """pw.x killed from outside (OOM killer, node failure, ``kill -9``): rerun once, then give up."""
+        return self.rerun_killed(node)
+
+
+class DfptWorkChain(KilledJobRerunMixin, PhBaseWorkChain):
+    """``PhBaseWorkChain`` that reruns a ph.x killed by a signal once and recovers from non-convergence on ph.x 6.x.
+
+    See :class:`KilledJobRerunMixin` and :func:`next_dfpt_mixing`.
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        cls.define_killed_exit_code(spec, 'ph.x')
+
+    @process_handler(priority=620, exit_codes=killed_job_exit_codes(PhCalculation))
+    def handle_killed_by_signal(self, node):
+        """ph.x killed from outside (OOM killer, node failure, ``kill -9``): rerun once, then give up."""
+        return self.rerun_killed(node)
+
+    def create_merged_output(self):
+        """Nothing to merge at a single q-point: the last run holds every result (a rerun after a kill is whole).
+
+        The stock merge counts the q-points done by their phonon irreps, which ph.x with ``trans=.false.`` never
+        prints, so after any second run it failed with ``ERROR_MERGING_QPOINTS`` even when the last run had Z*.
+        """
+        last = self.ctx.children[self.ctx.iteration - 1]
+        if 'output_parameters' in last.outputs and last.outputs.output_parameters.get('number_of_qpoints') == 1:
+            return None
+        return super().create_merged_output()
+
+    @process_handler(priority=410, exit_codes=PhCalculation.exit_codes.ERROR_CONVERGENCE_NOT_REACHED)
     def handle_convergence_not_reached(self, node):
         """DFPT self-consistency not reached: recover from the last run with gentler mixing, or give up."""
         retry = next_dfpt_mixing(self.ctx.inputs.parameters.get('INPUTPH', {}))
@@ -100,6 +265,11 @@ class QeFrameWorkChain(WorkChain):
         define_frame_spec(
             spec,
             bec_help='Also compute Born effective charges and eps_inf with ph.x (DFPT, electric-field perturbation).',
+        )
+        spec.exit_code(
+            323,
+            'ERROR_SCF_KILLED',
+            message='The SCF was killed by a signal twice: {detail}. Nothing was labelled.',
         )
         spec.input('pw_code', valid_type=orm.AbstractCode, help='The `quantumespresso.pw` code.')
         spec.input(
@@ -277,21 +447,24 @@ class QeFrameWorkChain(WorkChain):
         return inputs
 
     def run_scf(self):
-        node = self.submit(PwBaseWorkChain, **self._scf_inputs())
+        node = self.submit(ScfWorkChain, **self._scf_inputs())
         self.ctx.fixed_occupations = self.inputs.bec.value and not self.ctx.metal
-        self.report(f'launched PwBaseWorkChain<{node.pk}> ({"fixed" if self.ctx.fixed_occupations else "smeared"})')
+        self.report(f'launched ScfWorkChain<{node.pk}> ({"fixed" if self.ctx.fixed_occupations else "smeared"})')
         return ToContext(scf=node)
 
     def inspect_scf(self):
         """Check the SCF; with ``bec``, measure the gap and decide between DFPT and a smeared relabel.
 
         A fixed-occupation SCF that fails (a metal's charge sloshes) is retried once with smearing; its
-        bands then tell a metal (exit 330) from an insulator whose fixed SCF failed (331, E/F/S kept).
+        bands then tell a metal (exit 330) from an insulator whose fixed SCF failed (331, E/F/S kept). A pw.x
+        killed twice says nothing about the occupations: that structure fails at once (``ERROR_SCF_KILLED``).
         """
         node = self.ctx.scf
         self.ctx.rerun_smeared = False
+        detail = f'{node.process_label}<{node.pk}> exit {node.exit_status}: {node.exit_message}'
+        if node.exit_status in statuses(ScfWorkChain, 'ERROR_KILLED_BY_SIGNAL'):
+            return self.exit_codes.ERROR_SCF_KILLED.format(detail=detail)
         if not node.is_finished_ok:
-            detail = f'PwBaseWorkChain<{node.pk}> exit {node.exit_status}: {node.exit_message}'
             if self.ctx.fixed_occupations:
                 self.report(f'fixed-occupation SCF failed ({detail}): a metal? relabelling with smearing')
                 self.ctx.fixed_scf_error = detail
@@ -300,11 +473,11 @@ class QeFrameWorkChain(WorkChain):
             return self.exit_codes.ERROR_SCF_FAILED.format(detail=detail)
         for name in ('output_parameters', 'output_trajectory', 'remote_folder'):
             if name not in node.outputs:
-                detail = f'`{name}` (PwBaseWorkChain<{node.pk}>)'
+                detail = f'`{name}` ({node.process_label}<{node.pk}>)'
                 return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(detail=detail)
         trajectory = node.outputs.output_trajectory
         if not {'stress', 'forces'} <= set(trajectory.get_arraynames()):
-            detail = f'forces and stress (PwBaseWorkChain<{node.pk}>)'
+            detail = f'forces and stress ({node.process_label}<{node.pk}>)'
             return self.exit_codes.ERROR_SCF_INCOMPLETE_OUTPUT.format(detail=detail)
         if not self.inputs.bec.value or self.ctx.odd_electrons:
             return None
@@ -353,11 +526,11 @@ class QeFrameWorkChain(WorkChain):
         node = self.ctx.dfpt
         detail = None
         if not node.is_finished_ok:
-            detail = f'PhBaseWorkChain<{node.pk}> exit {node.exit_status}: {node.exit_message}'
+            detail = f'{node.process_label}<{node.pk}> exit {node.exit_status}: {node.exit_message}'
         elif not all(
             key in node.outputs.output_parameters.keys() for key in ('effective_charges_eu', 'dielectric_constant')
         ):
-            detail = f'PhBaseWorkChain<{node.pk}> produced no effective charges / dielectric tensor'
+            detail = f'{node.process_label}<{node.pk}> produced no effective charges / dielectric tensor'
         self.ctx.dfpt_error = detail
         return None
 

@@ -4,7 +4,7 @@ Two aiida-vasp ``VaspWorkChain`` runs on the same structure and k-point mesh, so
 apply to both: an SCF single point (IBRION=-1, NSW=0, ISIF=2: energy, forces, stress) and, with ``bec``, a
 linear-response run (LEPSILON=.TRUE., LRPA=.FALSE.) for the Born charges and the clamped-ion dielectric
 tensor. The conversions to the project's units and Born-charge convention, and the evidence for them, are in
-:mod:`ionfield.models.vasp_labels`.
+:mod:`ionfield.models.labels.vasp`.
 
 Born charges need an insulator: with ``bec`` the SCF's band occupations are checked first, and a structure
 with partly occupied states or a gap below ``min_gap`` gets no LEPSILON run; its frame carries E, F, S and the
@@ -23,7 +23,7 @@ from aiida.engine import ToContext, WorkChain, calcfunction, if_
 from aiida.plugins import DataFactory, GroupFactory, WorkflowFactory
 from aiida_quantumespresso.calculations.functions.create_kpoints_from_distance import create_kpoints_from_distance
 
-from ionfield.models import vasp_labels
+from ionfield.models.labels import vasp as vasp_labels
 
 from .frame import define_frame_spec, frame_node
 from .protocols import ProtocolFile, recursive_merge
