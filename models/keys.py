@@ -45,9 +45,3 @@ EXTXYZ_KEYS: Final = {
 # --- field MD ---------------------------------------------------------------------------------------
 #: Field forces e Z_i^T E, eV/Å, (N, 3), in the field calculator's results.
 FIELD_FORCES: Final = 'field_forces'
-#: Committee disagreement of a frame: max over atoms of the force deviation, eV/Å (DP-GEN's model_devi_f).
-MAX_FORCE_DEVIATION: Final = 'max_force_deviation'
-#: Committee disagreement of a frame: max over atoms of the Frobenius deviation of Z*, e.
-MAX_BEC_DEVIATION: Final = 'max_bec_deviation'
-#: Committee disagreement of a frame: standard deviation of the energy per atom, eV.
-ENERGY_STD_PER_ATOM: Final = 'energy_std_per_atom'

@@ -188,7 +188,7 @@ class Dataset:
             'eps_inf': self._stack('eps_inf', (3, 3)),
             'weight': self._stack('weight', ()),
             'flags': np.array([FLAG_SEPARATOR.join(sorted(frame.flags)) for frame in frames], dtype=str),
-            'source_uuid': np.array([frame.source_uuid for frame in frames], dtype=str),
+            keys.SOURCE_UUID: np.array([frame.source_uuid for frame in frames], dtype=str),
         }
 
     @classmethod
@@ -213,7 +213,7 @@ class Dataset:
                         eps_inf=arrays['eps_inf'][index],
                         weight=arrays['weight'][index],
                         flags=frozenset(flags.split(FLAG_SEPARATOR)) if flags else frozenset(),
-                        source_uuid=str(arrays['source_uuid'][index]),
+                        source_uuid=str(arrays[keys.SOURCE_UUID][index]),
                     ),
                 )
             )

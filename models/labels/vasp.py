@@ -1,7 +1,7 @@
 """VASP outputs (as parsed by aiida-vasp / parsevasp from ``vasprun.xml`` and ``OUTCAR``) in the project's units.
 
 Plain numpy (parsevasp only for :func:`labels_from_vasprun`), so the conversions are tested on real VASP
-outputs without running VASP. Every statement below is checked on data in ``tests/models/test_vasp_labels.py``
+outputs without running VASP. Every statement below is checked on data in ``tests/models/labels/test_vasp.py``
 (the shared VASP 5.4 runs in ``../shared/data/vasp-dfpt``: ``bec_full`` is a LEPSILON run, IBRION=-1, on a
 26-atom tetragonal P-S-Zn crystal; ``disp_details`` an IBRION=6, ISIF=3 finite-difference run on Si).
 

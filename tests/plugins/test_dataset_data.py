@@ -10,7 +10,7 @@ from aiida.plugins import DataFactory
 from ionfield.models.data.dataset import Dataset
 from ionfield.plugins.data.dataset import DatasetData
 
-from ..models.test_dataset import assert_same, make_frame
+from ..models.data.test_dataset import assert_same, make_frame
 
 
 def make_dataset() -> Dataset:

@@ -30,7 +30,7 @@ from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 
 from ..fakes import dummy_model
-from ..models.test_field_md import ChargedModel, isotropic
+from ..models.md.test_field_md import ChargedModel, isotropic
 
 MDCalculation = CalculationFactory('ionfield.md')
 MDParser = ParserFactory('ionfield.md')

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 
+from ionfield.models import keys
+
 __all__ = ('FRAME_ARRAYS', 'define_frame_spec', 'frame_arrays', 'frame_node')
 
 FRAME_ARRAYS = ('energy', 'forces', 'stress', 'born_charges', 'eps_inf')
@@ -71,5 +73,5 @@ def frame_node(natoms: int, source_uuid: str, **labels) -> orm.ArrayData:
     node = orm.ArrayData()
     for name, array in frame_arrays(natoms, **labels).items():
         node.set_array(name, array)
-    node.base.attributes.set('source_uuid', source_uuid)
+    node.base.attributes.set(keys.SOURCE_UUID, source_uuid)
     return node

@@ -22,7 +22,7 @@ from aiida.engine import WorkChain, calcfunction, while_
 from aiida.plugins import WorkflowFactory
 
 from ionfield.models.data import Dataset, Frame, asr_violation
-from ionfield.models.keys import ASR_FLAG
+from ionfield.models.keys import ASR_FLAG, SOURCE_UUID
 from ionfield.models.structures.checks import analyse_structure
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.exit_codes import exit_code_name
@@ -65,7 +65,7 @@ def assemble_dataset(asr_threshold: orm.Float, outcomes: orm.Dict, **nodes) -> d
                 cell=structure.cell.array,
                 pbc=structure.pbc,
                 flags=frozenset(outcome.get('flags', [])),
-                source_uuid=frame_node.base.attributes.get('source_uuid', ''),
+                source_uuid=frame_node.base.attributes.get(SOURCE_UUID, ''),
                 **{name: frame_node.get_array(name) for name in frame_node.get_arraynames()},
             )
             violation = asr_violation(frame.born_charges)

@@ -13,7 +13,7 @@ from ionfield.models.data import BORN_CHARGE_CONVENTION, Dataset, Frame, asr_cor
 from ionfield.models.keys import ASR_FLAG
 from ionfield.models.md.field import field_forces
 
-from ..conftest import SHARED
+from ...conftest import SHARED
 
 VASPRUN = SHARED / 'data' / 'vasp-dfpt' / 'bec_full' / 'vasprun.xml'
 

@@ -211,7 +211,7 @@ def test_field_md_with_the_born_charge_head_is_rotation_covariant():
     from ionfield.models.potential.calculator import BornChargeCalculator
     from ionfield.models.structures.reference import alpha_li3n
 
-    from .test_bec_model import li3n_model
+    from ..nequip_bec.test_bec_model import li3n_model
 
     def calculator():
         model = li3n_model(dtype='float64')

@@ -25,7 +25,7 @@ from ionfield.models.train.config import build_config, split_dataset, trainer_de
 from ionfield.models.train.runner import RESULT_FILE, classify_failure, run_training
 from ionfield.models.train.settings import TrainingInputError, TrainingSettings, check_dataset, warm_start_settings
 
-from .synthetic import synthetic_dataset
+from ..synthetic import synthetic_dataset
 
 NOIONFIELD = """
 import importlib.abc, importlib.metadata as md, sys
