@@ -30,6 +30,7 @@ from aiida.plugins import CalculationFactory, GroupFactory, WorkflowFactory
 
 from ionfield.models.labels import qe as qe_labels
 from ionfield.plugins.exit_codes import statuses
+from ionfield.workflows.protocols import ProtocolMixin
 
 from .frame import define_frame_spec, frame_node
 from .protocols import ProtocolFile
@@ -256,8 +257,10 @@ def qe_frame(
     return frame_node(natoms, scf_parameters.creator.uuid, **labels)
 
 
-class QeFrameWorkChain(WorkChain):
+class QeFrameWorkChain(ProtocolMixin, WorkChain):
     """Label one structure with Quantum ESPRESSO: SCF energy, forces, stress; DFPT Born charges and eps_inf."""
+
+    protocol_file = PROTOCOLS
 
     @classmethod
     def define(cls, spec):
@@ -312,11 +315,6 @@ class QeFrameWorkChain(WorkChain):
             if_(cls.should_run_dfpt)(cls.run_dfpt, cls.inspect_dfpt),
             cls.results,
         )
-
-    @classmethod
-    def get_protocol_inputs(cls, protocol: str | None = None, overrides: dict | None = None) -> dict:
-        """The protocol's values (``qe.yaml``) with ``overrides`` merged in."""
-        return PROTOCOLS.get_inputs(protocol, overrides)
 
     @classmethod
     def get_builder_from_protocol(

@@ -24,6 +24,7 @@ from aiida.plugins import DataFactory, GroupFactory, WorkflowFactory
 from aiida_quantumespresso.calculations.functions.create_kpoints_from_distance import create_kpoints_from_distance
 
 from ionfield.models.labels import vasp as vasp_labels
+from ionfield.workflows.protocols import ProtocolMixin
 
 from .frame import define_frame_spec, frame_node
 from .protocols import ProtocolFile, recursive_merge
@@ -99,8 +100,10 @@ def validate_inputs(inputs, ctx):
     return None
 
 
-class VaspFrameWorkChain(WorkChain):
+class VaspFrameWorkChain(ProtocolMixin, WorkChain):
     """Label one structure with VASP: SCF energy, forces, stress; LEPSILON Born charges and eps_inf."""
+
+    protocol_file = PROTOCOLS
 
     @classmethod
     def define(cls, spec):
@@ -166,11 +169,6 @@ class VaspFrameWorkChain(WorkChain):
         )
 
     # --- protocols ------------------------------------------------------------------------------------
-
-    @classmethod
-    def get_protocol_inputs(cls, protocol: str | None = None, overrides: dict | None = None) -> dict:
-        """The protocol's values (``protocols/vasp.yaml``) with ``overrides`` merged in."""
-        return PROTOCOLS.get_inputs(protocol, overrides)
 
     @classmethod
     def get_builder_from_protocol(
