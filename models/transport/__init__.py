@@ -10,6 +10,6 @@
   whole campaign (field enhancement, anisotropy, off-diagonal ablation, warnings);
 * :mod:`.plots` and :mod:`.report`: PNG figures and a self-contained HTML report.
 
-``ionfield.workflows.campaign`` calls these as calcfunctions; ``ionfield campaign analyse`` runs
+``ionfield.workflows.transport`` calls these as calcfunctions; ``ionfield campaign analyse`` runs
 them on trajectory files.
 """

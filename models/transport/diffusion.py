@@ -16,13 +16,19 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .replicas import AnalysisOptions
+from .replicas import AnalysisOptions, TransportInputError
+
+if TYPE_CHECKING:
+    import scipp as sc
 
 OK = 'ok'
 NOT_DIFFUSIVE = 'not_diffusive'
+MIN_LAGS = 3
+"""Fewest time intervals: a slope and an intercept need three MSD points (``fit_start`` keeps three to fit)."""
 
 
 @dataclasses.dataclass
@@ -66,13 +72,37 @@ class Estimate:
         return values
 
 
-def lag_indices(n_frames: int, n_intervals: int) -> np.ndarray:
-    """Up to ``n_intervals`` distinct frame lags from 1 to the whole run, evenly spaced.
+def lag_indices(n_frames: int, n_intervals: int, max_lag_fraction: float = 1.0) -> np.ndarray:
+    """Up to ``n_intervals`` distinct frame lags from 1 to ``max_lag_fraction`` of the run, evenly spaced.
 
-    kinisi counts independent samples as (particles x longest lag / lag), so the grid must end at
-    the full length of the run for its variances to be right.
+    At lags near the whole run each ion gives one or two independent displacements, so the MSD there
+    is mostly noise; ``max_lag_fraction`` keeps those out of the fits and of "the longest interval".
+    kinisi then counts its independent samples over the longest lag, not the run:
+    :func:`counted_over_the_run` corrects that.
     """
-    return np.unique(np.linspace(1, n_frames - 1, min(n_intervals, n_frames - 1)).round().astype(int))
+    longest = int(round(max_lag_fraction * (n_frames - 1)))
+    lags = np.unique(np.linspace(1, longest, min(n_intervals, longest)).round().astype(int))
+    if len(lags) < MIN_LAGS:
+        raise TransportInputError(
+            f'max_lag_fraction {max_lag_fraction:g} of {n_frames} frames leaves {len(lags)} time interval(s) '
+            f'(need at least {MIN_LAGS} to fit): raise max_lag_fraction, run longer or write frames more often'
+        )
+    return lags
+
+
+def counted_over_the_run(msd: sc.DataGroup, source: KinisiDisplacements) -> sc.DataGroup:
+    """kinisi's MSD (``calculate_msd``/``calculate_mstd``) with its independent samples counted over the run.
+
+    kinisi counts particles x (longest lag / lag) independent samples at each lag, which is right when
+    the longest lag is the whole run. When ``max_lag_fraction`` stops the lags earlier the run still holds
+    particles x (run / lag) of them: counts are scaled up, and variances down, by run / longest lag, so the
+    posterior of D is as wide as the data allow instead of wider by sqrt(1 / max_lag_fraction).
+    """
+    factor = source.displacements.sizes['obs'] / float(source.dt_index.values[-1])
+    data = msd['da']
+    data.coords['n_samples'] = data.coords['n_samples'] * factor
+    data.variances = data.variances / factor
+    return msd
 
 
 class KinisiDisplacements:
@@ -162,7 +192,7 @@ def tracer_diffusion(source: KinisiDisplacements, options: AnalysisOptions) -> t
     from kinisi.displacement import calculate_msd
 
     analyser = DiffusionAnalyzer(source)
-    analyser._dg = calculate_msd(source, progress=False)
+    analyser._dg = counted_over_the_run(calculate_msd(source, progress=False), source)
     msd = analyser.msd.values
     start = source.dt.values[fit_start(len(msd), options)]
     with warnings.catch_warnings():
@@ -181,7 +211,9 @@ def collective_diffusion(source: KinisiDisplacements, options: AnalysisOptions) 
     from kinisi.jump_diffusion_analyzer import JumpDiffusionAnalyzer
 
     analyser = JumpDiffusionAnalyzer(source)
-    analyser._dg = calculate_mstd(source, system_particles=source.n_replicas, progress=False)
+    analyser._dg = counted_over_the_run(
+        calculate_mstd(source, system_particles=source.n_replicas, progress=False), source
+    )
     mstd = analyser.mstd.values
     start = source.dt.values[fit_start(len(mstd), options)]
     with warnings.catch_warnings():

@@ -5,7 +5,8 @@ replica's run is cut into ``blocks`` equal pieces; the velocity of each piece is
 error bar comes from the spread of independent pieces instead of from correlated frames. The
 mobility is μ = v_along / |E|; the linear-response check fits v = μ |E| through the origin over all
 fields of a series (weighted by the errors) and asks whether the points scatter about the line
-more than their errors allow (χ² test).
+more than their errors allow (χ² test). Under a field, :func:`without_drift` takes the drift out of
+the displacements before any D is fitted.
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def drift_velocity(displacements: np.ndarray, frame_fs: float, blocks: int = 4) 
     samples = np.array(samples)
     error = samples.std(axis=0, ddof=1) / np.sqrt(len(samples)) if len(samples) > 1 else np.full(3, np.nan)
     return Drift(samples.mean(axis=0), error, len(samples))
+
+
+def without_drift(displacements: np.ndarray, velocity: np.ndarray, frame_fs: float) -> np.ndarray:
+    """``displacements`` (R, T, n, 3) minus ``velocity`` (Å/fs, same frame) x t: the motion about the mean drift.
+
+    Under a field the MSD is 2Dt + (v t)², and a line fitted to it takes the ballistic term for
+    diffusion. One velocity for all ions and replicas (the species' reported drift) removes only the
+    drift: each ion keeps its own random motion, which the estimated velocity's noise lowers by a
+    share of about lag / (ions x run), under 1 % for 64 ions.
+    """
+    times = np.arange(displacements.shape[1]) * frame_fs
+    return displacements - times[None, :, None, None] * np.asarray(velocity)
 
 
 def linear_response(fields: np.ndarray, velocities: np.ndarray, errors: np.ndarray) -> dict:

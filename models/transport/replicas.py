@@ -20,7 +20,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ionfield.models.md.trajectory import MDTrajectory
-from ionfield.models.values import is_integer, is_number
+from ionfield.models.settings import is_integer, is_number
 
 DEFAULT_MOBILE = ('Li', 'Ag', 'Na', 'K', 'Cu', 'Mg', 'Zn')
 """Species analysed as mobile when none are named: the ions of the project's electrolytes."""

@@ -102,6 +102,13 @@ def _conditions_table(conditions: Sequence[dict]) -> str:
     return _table(headers, rows, text_columns=3)
 
 
+def _drift_note(conditions: Sequence[dict]) -> str:
+    """What was done with the drift before D was fitted, as the analyses recorded it (older ones did not)."""
+    if any(r.get('drift_removed') for c in conditions for r in c['species'].values()):
+        return 'D* (x+y+z, along, across) under a field is fitted after the drift (velocity × t) is removed; '
+    return ''
+
+
 def html_report(
     summary: dict,
     conditions: Sequence[dict],
@@ -125,7 +132,7 @@ def html_report(
     parts.append(
         '<p class="note">Mean ± standard deviation of kinisi posteriors; "not fitted": the MSD is not diffusive '
         '(see warnings). MSDs at the longest time interval, relative to the framework. Under a field the MSD along '
-        'E includes the drift; D_J is the collective (charge) diffusion, Haven = D*/D_J.</p>'
+        f'E includes the drift; {_drift_note(conditions)}D_J is the collective (charge) diffusion, Haven = D*/D_J.</p>'
     )
     parts.append(_conditions_table(conditions))
 

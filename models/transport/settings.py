@@ -14,7 +14,7 @@ import numpy as np
 
 from ionfield.models.md.field import BEC_MODES, FieldInputError, parse_field
 from ionfield.models.md.settings import MDInputError, MDSettings
-from ionfield.models.values import is_integer, is_number
+from ionfield.models.settings import is_integer, is_number
 
 from .replicas import AnalysisOptions, TransportInputError
 

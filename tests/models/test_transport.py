@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ionfield.models.transport.arrhenius import arrhenius_fit
 from ionfield.models.transport.campaign import summarise_campaign
 from ionfield.models.transport.condition import analyse_condition, condition_key
-from ionfield.models.transport.diffusion import conductivity_factor, lag_indices
+from ionfield.models.transport.diffusion import (
+    KinisiDisplacements,
+    conductivity_factor,
+    counted_over_the_run,
+    lag_indices,
+)
 from ionfield.models.transport.drift import linear_response
 from ionfield.models.transport.plots import campaign_plots
 from ionfield.models.transport.replicas import (
@@ -23,11 +33,22 @@ from ionfield.models.transport.settings import CampaignInputError, CampaignSetti
 from .transport_synthetic import brownian, vibrating
 
 FAST = AnalysisOptions(n_samples=200, n_intervals=40)
+DOCS = Path(__file__).parents[2] / 'docs' / 'campaign.md'
+D_TRUE = 1e-5  # cm²/s, brownian()'s default
+A2_PER_FS = 10.0  # Å²/fs per cm²/s
 
 
-def within(estimate: dict, truth: float, sigmas: float = 4.0, relative: float = 0.35) -> bool:
-    """The truth is inside the error bar (with a floor for the few-sample posteriors of a unit test)."""
-    return abs(estimate['mean'] - truth) <= max(sigmas * estimate['std'], relative * truth)
+def within(estimate: dict, truth: float, relative: float) -> bool:
+    """The truth is inside 3 of kinisi's standard deviations, and the estimate within ``relative`` of it.
+
+    ``relative`` is what the method delivers with 2 replicas x 32 walkers x 1000 frames (FAST options),
+    measured over 8-12 seed pairs: the error of D (x+y+z) had a spread of 2.3 % (largest 4.8 %), of D
+    along one axis 4-5 % (largest 12.6 %), of D across (two axes) 3.5 % (largest 8.6 %); so 0.1 for
+    x+y+z and 0.2 for one or two axes: about 4 times the spread, 1.6-2 times the largest error seen.
+    kinisi's standard deviation was never smaller than the error / 1.7 (it is conservative here).
+    """
+    error = abs(estimate['mean'] - truth)
+    return error <= 3 * estimate['std'] and error <= relative * truth
 
 
 @pytest.fixture(scope='module')
@@ -37,8 +58,8 @@ def isotropic():
 
 def test_tracer_diffusion_is_recovered_with_its_error(isotropic):
     d = isotropic.summary['species']['Li']['D']
-    assert within(d['xyz'], 1e-5)
-    assert d['xyz']['std'] < 0.3e-5
+    assert within(d['xyz'], D_TRUE, 0.1)
+    assert d['xyz']['std'] < 0.08 * D_TRUE  # kinisi's was 3.7-4.7 % of D over 12 seed pairs
     assert d['xyz']['ci95'][0] < d['xyz']['mean'] < d['xyz']['ci95'][1]
     # Li is the default mobile ion, N the framework (its wander is removed)
     assert isotropic.summary['mobile_species'] == ['Li']
@@ -55,21 +76,35 @@ def test_framework_wander_is_removed_before_the_msd():
     assert (corrected[:, -1, li] ** 2).sum(-1).mean() < 0.1
 
 
-def test_collective_diffusion_and_haven_ratio_of_independent_ions(isotropic):
+def test_conductivities_of_independent_ions(isotropic):
     li = isotropic.summary['species']['Li']
-    # uncorrelated ions: D_J = D*, H = 1 (wide, one centre of mass per replica)
-    assert li['D_collective']['status'] == 'ok'
-    assert 0.2 < li['haven_ratio']['median'] < 5
+    assert li['D_collective']['status'] == li['haven_ratio']['status'] == 'ok'
     ne = li['conductivity_nernst_einstein']
     factor = conductivity_factor(32, 12.0**3, 1.0, 600)
     assert ne['mean'] == pytest.approx(factor * li['D']['xyz']['mean'], rel=1e-9)
+
+
+def test_haven_ratio_of_independent_ions_is_one():
+    """Uncorrelated ions: D_J = D* and H = D*/D_J = 1.
+
+    D_J comes from one centre of mass per replica, so its precision grows with the replicas, not the
+    ions: 16 replicas of 4 walkers (as many walkers as the 2 x 32 of the other tests). Over 8 seed sets
+    kinisi's standard deviation of H was 0.08-0.11 and the error of its mean at most 1.4 of them.
+    """
+    runs = [brownian(100 + replica, n_mobile=4) for replica in range(16)]
+    li = analyse_condition(runs, 600, options=FAST, structure='toy').summary['species']['Li']
+    haven, collective = li['haven_ratio'], li['D_collective']
+    assert haven['std'] < 0.15
+    assert abs(haven['mean'] - 1) < 3 * haven['std']
+    assert haven['ci95'][0] < 1 < haven['ci95'][1]
+    assert within(collective, D_TRUE, 0.25)  # largest error over the 8 seed sets: 12 %
 
 
 def test_anisotropy_and_along_across_the_field():
     runs = [brownian(seed, d_cm2_s=(2e-5, 2e-5, 0.4e-5)) for seed in (0, 1)]
     result = analyse_condition(runs, 600, options=FAST, structure='toy')
     d = result.summary['species']['Li']['D']
-    assert within(d['x'], 2e-5) and within(d['z'], 0.4e-5)
+    assert within(d['x'], 2e-5, 0.2) and within(d['z'], 0.4e-5, 0.2)
     assert d['x']['mean'] / d['z']['mean'] > 2.5
     summary = summarise_campaign([result.summary])
     (entry,) = summary['anisotropy']
@@ -77,8 +112,8 @@ def test_anisotropy_and_along_across_the_field():
     # a field along x: "along" is x, "across" is y and z
     field_run = analyse_condition(runs, 600, field=(0.05, 0, 0), options=FAST, structure='toy')
     d = field_run.summary['species']['Li']['D']
-    assert within(d['along'], 2e-5)
-    assert within(d['across'], 1.2e-5)
+    assert within(d['along'], 2e-5, 0.2)
+    assert within(d['across'], 1.2e-5, 0.2)
 
 
 def test_drift_and_mobility_are_recovered():
@@ -92,6 +127,64 @@ def test_drift_and_mobility_are_recovered():
     # MSD along E includes the drift: enhanced over across
     msd = result.summary['species']['Li']['msd_final_A2']
     assert msd['along'] > 2 * msd['across'] / 2
+
+
+def test_diffusion_along_the_field_is_fitted_without_the_drift(isotropic):
+    """Brownian walkers (D = 1e-5 cm²/s) drifting at v along E: MSD along E = 2Dt + (vt)², D along E = D.
+
+    v = 5e-4 Å/fs makes (vt)² six times 2Dt at the longest interval; fitted with the drift in (and lags
+    to the whole run), as before drift_removed, D along E came out 3.5 times too large (3.55 ± 0.25e-5).
+    """
+    v = 5e-4
+    runs = [brownian(seed, drift_A_fs=(0, v, 0)) for seed in (0, 1)]
+    result = analyse_condition(runs, 600, field=(0, 0.1, 0), options=FAST, structure='toy')
+    li = result.summary['species']['Li']
+    assert within(li['D']['along'], D_TRUE, 0.2)
+    assert within(li['D']['across'], D_TRUE, 0.2) and within(li['D']['xyz'], D_TRUE, 0.1)
+    assert li['drift_removed'] is True
+    drift = li['drift']
+    assert drift['velocity_along_A_per_fs'] == pytest.approx(v, abs=3 * drift['velocity_along_error_A_per_fs'])
+    # the MSD along E keeps the drift (it is what the field enhancement compares): 2Dt + (vt)² at the longest
+    # interval, within 25 % (over 8 seed pairs: 2-15 % off, from the noise of the drift and of 64 walkers)
+    t = result.summary['max_lag_ps'] * 1000
+    assert li['msd_final_A2']['along'] == pytest.approx(2 * D_TRUE * A2_PER_FS * t + (v * t) ** 2, rel=0.25)
+    html = html_report(summarise_campaign([result.summary]), [result.summary])
+    assert 'under a field is fitted after the drift (velocity × t) is removed' in html
+    assert isotropic.summary['species']['Li']['drift_removed'] is False  # E = 0: nothing to remove
+
+
+@pytest.mark.parametrize('fraction', [0.25, 1.0])
+def test_max_lag_fraction_bounds_the_longest_interval(fraction):
+    options = dataclasses.replace(FAST, max_lag_fraction=fraction)
+    result = analyse_condition([brownian(0), brownian(1)], 600, options=options, structure='toy')
+    longest_ps = round(fraction * 999) * 10.0 / 1000  # 1000 frames, 10 fs apart
+    assert result.curves['lag_ps'][-1] == pytest.approx(longest_ps)
+    assert result.summary['max_lag_ps'] == pytest.approx(longest_ps)
+    assert len(result.curves['Li_msd_collective']) == len(result.curves['lag_ps'])  # kinisi's grid is the same
+    li = result.summary['species']['Li']
+    # the MSD at the longest interval is 6 D t, within 3 of its standard errors
+    msd_expected = 6 * D_TRUE * A2_PER_FS * longest_ps * 1000
+    assert li['msd_final_A2']['xyz'] == pytest.approx(msd_expected, abs=3 * result.curves['Li_msd_error'][-1])
+    assert within(li['D']['xyz'], D_TRUE, 0.1)
+
+
+def test_a_shorter_lag_grid_keeps_kinisi_variances_of_the_whole_run():
+    """kinisi counts independent samples up to the longest lag; counted over the run, they do not depend on it."""
+    from kinisi.displacement import calculate_msd
+
+    replicas = ReplicaSet.from_trajectories([brownian(0)])
+    displacements = replicas.displacements[:, :, replicas.indices('Li')]
+    whole = lag_indices(replicas.n_frames, 40)
+    short = whole[whole <= whole[-1] // 3]
+
+    def msd(lags):
+        source = KinisiDisplacements(displacements, replicas.frame_fs, lags, replicas.volume_A3)
+        return counted_over_the_run(calculate_msd(source, progress=False), source)['da']
+
+    reference, truncated = msd(whole)['time interval', : len(short)], msd(short)
+    np.testing.assert_allclose(truncated.values, reference.values, rtol=1e-12)
+    np.testing.assert_allclose(truncated.variances, reference.variances, rtol=1e-12)
+    np.testing.assert_allclose(truncated.coords['n_samples'].values, reference.coords['n_samples'].values, rtol=1e-12)
 
 
 def test_rotation_to_field_maps_the_field_on_z():
@@ -145,9 +238,26 @@ def test_options_are_validated():
     assert AnalysisOptions(charges={'Li': 0.8}).charge('Li') == 0.8
 
 
-def test_lag_grid_ends_at_the_full_run():
+def test_lag_grid_ends_at_max_lag_fraction_of_the_run():
     lags = lag_indices(1000, 60)
     assert lags[0] == 1 and lags[-1] == 999 and len(lags) == 60
+    half = lag_indices(1000, 60, 0.5)
+    assert half[0] == 1 and half[-1] == 500 and len(half) == 60
+    with pytest.raises(TransportInputError, match='leaves 2 time interval'):
+        lag_indices(20, 60, 0.1)
+
+
+def documented_analysis_defaults() -> dict:
+    """The ``| `option` | default | meaning |`` rows of the analysis-options table of docs/campaign.md."""
+    text = DOCS.read_text(encoding='utf-8')
+    section = text.split('### Analysis options', 1)[1].split('\n#', 1)[0]
+    rows = re.findall(r'^\| `(\w+)` \| ([^|]+) \|', section, flags=re.MULTILINE)
+    return {name: ast.literal_eval(default.strip()) for name, default in rows}
+
+
+def test_documented_analysis_defaults_are_the_code_defaults():
+    """Every AnalysisOptions field is in the docs' table, with the default the code uses."""
+    assert documented_analysis_defaults() == dataclasses.asdict(AnalysisOptions())
 
 
 def test_arrhenius_recovers_the_activation_energy():
@@ -173,6 +283,11 @@ def test_linear_response_detects_a_nonlinear_drift():
     assert linear_response(fields[:1], 1e-3 * fields[:1], [1e-6])['linear'] is None
 
 
+DRIFT_PER_FIELD = 4e-3
+"""Drift velocity (Å/fs) per V/Å of the campaign's full-Z* walkers: at the longest interval (5 ps) the drift
+doubles the MSD along E at 0.05 V/Å, well above the 12 % noise of a 64-walker MSD there."""
+
+
 @pytest.fixture(scope='module')
 def campaign_conditions():
     conditions, curves = [], {}
@@ -186,7 +301,7 @@ def campaign_conditions():
         add([brownian(temperature + k, d_cm2_s=(d, d, d)) for k in (0, 1)], temperature)
     for field in (0.05, 0.1):
         for mode, share in (('full', 1.0), ('diagonal', 0.5)):
-            runs = [brownian(9 + k, drift_A_fs=(0, 0, 2e-3 * field * share)) for k in (0, 1)]
+            runs = [brownian(9 + k, drift_A_fs=(0, 0, DRIFT_PER_FIELD * field * share)) for k in (0, 1)]
             add(runs, 600, (0, 0, field), mode)
     return conditions, curves
 
@@ -199,10 +314,14 @@ def test_campaign_summary_report_and_plots(campaign_conditions, tmp_path):
     # D ratios 0.4 : 1 : 2 over 500-700 K: Ea about 0.28 eV
     assert 0.15 < xyz['fit']['activation_energy_eV'] < 0.45
     enhancement = {(e['field_magnitude_V_per_A'], e['bec_mode']): e for e in summary['field_enhancement']}
-    assert enhancement[(0.1, 'full')]['msd_along_ratio'] > enhancement[(0.05, 'full')]['msd_along_ratio'] > 1.2
+    t = conditions[0]['max_lag_ps'] * 1000
+    for field in (0.05, 0.1):
+        # (2Dt + v²t²) / 2Dt: 2 and 5; measured 2.06 and 5.48 (the E = 0 control's MSD is 15 % low by chance)
+        expected = 1 + (DRIFT_PER_FIELD * field) ** 2 * t / (2 * D_TRUE * A2_PER_FS)
+        assert enhancement[(field, 'full')]['msd_along_ratio'] == pytest.approx(expected, rel=0.3)
     full = next(s for s in summary['drift_vs_field'] if s['bec_mode'] == 'full')
     assert full['linear'] is True
-    assert full['mobility_cm2_per_Vs'] == pytest.approx(2e-3 * 0.1, rel=0.2)
+    assert full['mobility_cm2_per_Vs'] == pytest.approx(DRIFT_PER_FIELD * 0.1, rel=0.2)  # (Å/fs)/(V/Å) = 0.1 cm²/V s
     assert abs(full['control_velocity_A_per_fs']) < 4 * full['control_velocity_error_A_per_fs']
     (ablation, *_) = [a for a in summary['ablation'] if a['field_V_per_A'][2] == 0.1]
     assert ablation['mode'] == 'diagonal'

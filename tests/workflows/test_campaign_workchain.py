@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiida import orm
-from aiida.engine import WorkChain, calcfunction, run_get_node
+from aiida.engine import calcfunction, run_get_node
 from aiida.plugins import CalculationFactory
 
 from ionfield.models.md.trajectory import H5TrajectoryWriter
-from ionfield.models.reference_structures import alpha_li3n
+from ionfield.models.structures.reference import alpha_li3n
 from ionfield.plugins.data.model import ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
-from ionfield.workflows.campaign.workchain import TransportCampaignWorkChain, validate_inputs
+from ionfield.workflows.transport.workchain import TransportCampaignWorkChain, validate_inputs
 
+from .. import fakes
+from ..fakes import dummy_model
 from ..models.transport_synthetic import brownian
-from .test_active_learning_workchain import dummy_package
 
 MDCalculation = CalculationFactory('ionfield.md')
 FAIL: set[str] = set()
@@ -46,37 +47,16 @@ def fake_md(structure, settings) -> dict:
     return {'trajectory': node, 'summary': orm.Dict({'natoms_structure': len(atoms)})}
 
 
-class FakeMD(WorkChain):
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.expose_inputs(MDCalculation, exclude=('metadata',), namespace_options={'validator': None})
-        spec.outline(cls.fake)
-        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
-        spec.output('summary', valid_type=orm.Dict, required=False)
-        spec.exit_code(502, 'ERROR_MD_FAILED', message='fake failure')
+class FakeMD(fakes.FakeMD):
+    failing = FAIL
 
-    def fake(self):
-        if self.node.label in FAIL:
-            return self.exit_codes.ERROR_MD_FAILED
-        self.out_many(fake_md(self.inputs.structure, self.inputs.settings))
-        return None
+    def make_outputs(self, md):
+        return fake_md(md.structure, md.settings)
 
 
 class MockedCampaign(TransportCampaignWorkChain):
     def submit(self, process, inputs=None, **kwargs):
-        if process is MDCalculation:
-            label = kwargs['metadata']['call_link_label']
-            kwargs['metadata'] = {'call_link_label': label, 'label': label}
-            return super().submit(FakeMD, **kwargs)
-        return super().submit(process, inputs, **kwargs)
-
-
-def model(species=('Li', 'N'), has_bec=True) -> ModelData:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / 'model.nequip.zip'
-        path.write_bytes(dummy_package())
-        return ModelData(path, species=list(species), r_max=4.0, has_bec=has_bec, dataset_uuid='', seed=0).store()
+        return fakes.submit_md_as(FakeMD, super().submit, process, inputs, kwargs)
 
 
 @pytest.fixture
@@ -92,12 +72,14 @@ def inputs(aiida_profile, md_code):
             'steps': 8000,
             'trajectory_every': 10,
             'equilibration_fs': 100,
-            'analysis': {'n_samples': 100, 'n_intervals': 30},
+            # the fake 500 K walkers (D = 0.38e-5 cm²/s) move 0.9 Å² in the 3.95 ps analysed (half the run),
+            # under the default min_msd_A2 of 1 Å²
+            'analysis': {'n_samples': 100, 'n_intervals': 30, 'min_msd_A2': 0.5},
             **settings,
         }
         return {
             'structures': {'li3n': orm.StructureData(ase=alpha_li3n())},
-            'model': model(),
+            'model': dummy_model(),
             'settings': orm.Dict(values),
             'md': {'code': md_code},
         }
@@ -157,7 +139,11 @@ def test_all_runs_failing_is_an_exit_code(inputs):
     FAIL.update({'md_li3n_T600_E0_0_0_full_r0'})
     _, node = run_get_node(MockedCampaign, **inputs(temperatures_K=[600], fields=[[0, 0, 0]], replicas=1))
     assert node.exit_status == 701
-    assert 'md_li3n_T600_E0_0_0_full_r0' in node.exit_message or 'li3n_T600_E0_0_0_full_r0' in node.exit_message
+    (md,) = node.called
+    # the failure is named by its replica key (the MD's call link label without md_) and its process
+    assert node.exit_message == (
+        f'no MD run gave a usable trajectory: li3n_T600_E0_0_0_full_r0: FakeMD<{md.pk}> [502] fake failure'
+    )
 
 
 def test_a_too_short_run_is_reported_not_fitted(inputs):
@@ -175,8 +161,8 @@ def test_a_too_short_run_is_reported_not_fitted(inputs):
 
 def test_bad_inputs_are_refused_before_anything_runs(inputs):
     values = inputs()
-    assert validate_inputs({**values, 'model': model(species=('Li',))}).startswith('structure `li3n` has species')
-    assert 'no Born-charge head' in validate_inputs({**values, 'model': model(has_bec=False)})
+    assert validate_inputs({**values, 'model': dummy_model(species=('Li',))}).startswith('structure `li3n` has species')
+    assert 'no Born-charge head' in validate_inputs({**values, 'model': dummy_model(has_bec=False)})
     both = {**values, 'committee': orm.Str('x')}
     assert validate_inputs(both) == 'give exactly one of `model` and `committee`'
     port = TransportCampaignWorkChain.spec().inputs['settings']
@@ -200,7 +186,11 @@ def test_real_campaign_with_a_trained_model(aiida_profile, md_code, trained_memb
         'trajectory_every': 5,
         'equilibration_fs': 50,
         'md_overrides': {'min_distance': 0.3},
-        'analysis': {'n_samples': 100, 'n_intervals': 20},
+        # 1000 Å² at the longest interval: out of reach in 0.4 ps, so every condition is reported as not
+        # diffusive whatever the MD did. With the default 1 Å² the outcome hangs on when each run stops on a
+        # close contact (chaotic): on the development machine 800 K was fitted and 600 K was not. The fits
+        # themselves are tested on synthetic trajectories with a known D (tests/models/test_transport.py).
+        'analysis': {'n_samples': 100, 'n_intervals': 20, 'min_msd_A2': 1000.0},
         'min_success_fraction': 0.0,
     }
     _, node = run_get_node(
@@ -213,18 +203,21 @@ def test_real_campaign_with_a_trained_model(aiida_profile, md_code, trained_memb
     assert node.is_finished_ok, node.exit_message
     summary = node.outputs.summary.get_dict()
     analysed = set(node.outputs.analysis)
-    assert len(analysed) + len(summary['failures']) >= 4
+    # each of the 4 runs is analysed (one replica per condition) or is a failed MD run; no analysis failed
+    assert all(failure['message'].startswith('MDWorkChain<') for failure in summary['failures'])
+    assert len(analysed) + len(summary['failures']) == 4
     for key in analysed:
         result = node.outputs.analysis[key].get_dict()
         assert result['natoms'] == 31 and result['frame_fs'] == 5.0
         li = result['species']['Li']
-        # 0.4 ps of a synthetic-data model: diffusive or not, the analysis must say which
-        assert li['diffusive'] or 'not_diffusive' == li['D']['xyz']['status']
-    assert 'Conditions' in node.outputs.report.get_content()
+        assert li['diffusive'] is False and 'too short or too cold' in li['reason']
+        assert {estimate['status'] for estimate in li['D'].values()} == {'not_diffusive'}
+    report = node.outputs.report.get_content()
+    assert 'Conditions' in report and 'not fitted' in report
 
 
 def test_an_analysis_that_crashes_is_recorded_and_the_others_kept(inputs, monkeypatch):
-    from ionfield.workflows.campaign import functions
+    from ionfield.workflows.transport import functions
 
     real = functions.analyse_condition
 
