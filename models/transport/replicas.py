@@ -20,7 +20,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ionfield.models.md.trajectory import MDTrajectory
-from ionfield.models.settings import is_integer, is_number
+from ionfield.models.settings import Settings, SettingsError, is_integer, is_number
 
 DEFAULT_MOBILE = ('Li', 'Ag', 'Na', 'K', 'Cu', 'Mg', 'Zn')
 """Species analysed as mobile when none are named: the ions of the project's electrolytes."""
@@ -49,13 +49,16 @@ FORMAL_CHARGES = {
 MIN_FRAMES = 10
 
 
-class TransportInputError(ValueError):
+class TransportInputError(SettingsError):
     """Trajectories or options that cannot be analysed; the message says what to change."""
 
 
 @dataclasses.dataclass
-class AnalysisOptions:
+class AnalysisOptions(Settings):
     """How trajectories are analysed. Times in fs, lengths in Å."""
+
+    input_error = TransportInputError
+    label = 'analysis option'
 
     mobile_species: tuple[str, ...] | None = None  # None: the DEFAULT_MOBILE species present
     charges: dict[str, float] = dataclasses.field(default_factory=dict)  # overrides FORMAL_CHARGES
@@ -69,24 +72,17 @@ class AnalysisOptions:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> AnalysisOptions:
-        values = dict(values or {})
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise TransportInputError(f'unknown analysis option(s) {unknown}; known: {sorted(known)}')
+    def _normalise(cls, values: dict[str, Any]) -> dict[str, Any]:
         if values.get('mobile_species') is not None:
             values['mobile_species'] = tuple(values['mobile_species'])
-        options = cls(**values)
-        options.validate()
-        return options
+        return values
 
     def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
+        values = super().to_dict()
         values['mobile_species'] = list(self.mobile_species) if self.mobile_species is not None else None
         return values
 
-    def validate(self) -> None:
+    def problems(self) -> list[str]:
         problems = []
         for name in ('max_lag_fraction', 'fit_start_fraction'):
             value = getattr(self, name)
@@ -105,8 +101,7 @@ class AnalysisOptions:
         for species, charge in self.charges.items():
             if species not in chemical_symbols or not is_number(charge):
                 problems.append(f'charges: {species!r}: {charge!r} is not an element and a number')
-        if problems:
-            raise TransportInputError('; '.join(problems))
+        return problems
 
     def charge(self, species: str) -> float:
         if species in self.charges:

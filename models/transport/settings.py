@@ -14,19 +14,24 @@ import numpy as np
 
 from ionfield.models.md.field import BEC_MODES, FieldInputError, parse_field
 from ionfield.models.md.settings import MDInputError, MDSettings
-from ionfield.models.settings import is_integer, is_number
+from ionfield.models.settings import Settings, SettingsError, is_integer, is_number
 
 from .replicas import AnalysisOptions, TransportInputError
 
 SET_BY_CAMPAIGN = ('temperature_K', 'field', 'bec_mode', 'seed', 'steps', 'timestep_fs', 'trajectory_every')
 
 
-class CampaignInputError(ValueError):
+class CampaignInputError(SettingsError):
     """Campaign settings that cannot run; the message says what to change."""
 
 
 @dataclasses.dataclass
-class CampaignSettings:
+class CampaignSettings(Settings):
+    """One transport campaign: the grid (T x E x Z* mode x replicas), the runs' length and the analysis."""
+
+    input_error = CampaignInputError
+    label = 'campaign setting'
+
     temperatures_K: list[float] = dataclasses.field(default_factory=lambda: [600.0])  # noqa: N815
     fields: list[list[float]] = dataclasses.field(default_factory=lambda: [[0.0, 0.0, 0.0], [0.0, 0.0, 0.1]])
     bec_modes: list[str] = dataclasses.field(default_factory=lambda: ['full'])
@@ -41,20 +46,16 @@ class CampaignSettings:
     min_success_fraction: float = 0.5
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> CampaignSettings:
-        values = dict(values or {})
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CampaignInputError(f'unknown campaign setting(s) {unknown}; known: {sorted(known)}')
-        settings = cls(**values)
-        settings.validate()
-        settings.fields = [parse_field(field).tolist() for field in settings.fields]
-        settings.temperatures_K = [float(t) for t in settings.temperatures_K]
-        return settings
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def _normalise(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Fields as lists of floats in V/Å, temperatures as floats (what cannot be read is left to problems())."""
+        try:
+            values['fields'] = [parse_field(field).tolist() for field in values.get('fields', cls().fields)]
+        except FieldInputError:
+            pass
+        temperatures = values.get('temperatures_K')
+        if isinstance(temperatures, (list, tuple)) and all(is_number(t) for t in temperatures):
+            values['temperatures_K'] = [float(t) for t in temperatures]
+        return values
 
     @property
     def analysis_options(self) -> AnalysisOptions:
@@ -88,7 +89,7 @@ class CampaignSettings:
         }
         return MDSettings.from_dict(values).to_dict()
 
-    def validate(self) -> None:
+    def problems(self) -> list[str]:
         problems = []
         if not self.temperatures_K or not all(is_number(t) and t > 0 for t in self.temperatures_K):
             problems.append(f'temperatures_K must be a non-empty list of positive numbers, got {self.temperatures_K!r}')
@@ -126,5 +127,4 @@ class CampaignSettings:
                 _ = self.analysis_options
             except TransportInputError as exc:
                 problems.append(f'analysis: {exc}')
-        if problems:
-            raise CampaignInputError('; '.join(problems))
+        return problems

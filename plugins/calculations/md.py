@@ -23,14 +23,14 @@ from aiida import orm
 from ionfield.models.md.engine import STATE_FILE
 from ionfield.models.md.logs import THERMO_FILE, UNCERTAINTY_FILE
 from ionfield.models.md.runner import RESULT_FILE, SETTINGS_FILE, STRUCTURE_FILE
-from ionfield.models.md.settings import MDInputError, MDSettings
+from ionfield.models.md.settings import MDSettings
 from ionfield.models.md.trajectory import FILE_NAMES
 from ionfield.plugins.calculations.runner import RunnerCalculation
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.model import CommitteeData, ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 
-validate_settings = settings_validator(MDSettings, MDInputError, 'MD')
+validate_settings = settings_validator(MDSettings, 'MD')
 
 
 def validate_inputs(inputs, _ctx=None):
@@ -58,6 +58,7 @@ class MDCalculation(RunnerCalculation):
 
     PARSER = 'ionfield.md'
     STDOUT_FILE = 'ionfield-md.out'
+    RETRIEVE = (RESULT_FILE, THERMO_FILE, UNCERTAINTY_FILE, STATE_FILE, *FILE_NAMES.values())
 
     @classmethod
     def define(cls, spec):
@@ -151,6 +152,4 @@ class MDCalculation(RunnerCalculation):
             for name in (FILE_NAMES[settings.trajectory_format], THERMO_FILE, UNCERTAINTY_FILE, STATE_FILE):
                 remote_copy.append((parent.computer.uuid, f'{parent.get_remote_path()}/{name}', name))
             cmdline += ['--restart', STATE_FILE]
-
-        retrieve = [RESULT_FILE, THERMO_FILE, UNCERTAINTY_FILE, STATE_FILE, *FILE_NAMES.values()]
-        return self.runner_calcinfo(cmdline, retrieve, remote_copy)
+        return self.runner_calcinfo(cmdline, remote_copy)

@@ -20,6 +20,14 @@ class RunnerCalculation(CalcJob):
     PARSER: ClassVar[str]
     #: Where the script's stdout goes in the job folder (retrieved).
     STDOUT_FILE: ClassVar[str]
+    #: What is retrieved besides the stdout file: aiida-core ``retrieve_list`` entries. A plain name is retrieved
+    #: under its base name; a ``(path, '.', depth)`` triple keeps the last ``depth`` parts of ``path``.
+    RETRIEVE: ClassVar[tuple]
+
+    @classmethod
+    def retrieve_list(cls) -> list:
+        """The ``retrieve_list`` of every job (aiida-core adds the scheduler's stdout and stderr)."""
+        return [*cls.RETRIEVE, cls.STDOUT_FILE]
 
     @classmethod
     def define(cls, spec):
@@ -29,10 +37,8 @@ class RunnerCalculation(CalcJob):
         options['parser_name'].default = cls.PARSER
         options['withmpi'].default = False
 
-    def runner_calcinfo(
-        self, cmdline: list[str], retrieve: list[str], remote_copy: list | None = None
-    ) -> datastructures.CalcInfo:
-        """The ``CalcInfo`` of one command line of the code, retrieving ``retrieve`` and the stdout file."""
+    def runner_calcinfo(self, cmdline: list[str], remote_copy: list | None = None) -> datastructures.CalcInfo:
+        """The ``CalcInfo`` of one command line of the code, retrieving :meth:`retrieve_list`."""
         codeinfo = datastructures.CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = cmdline
@@ -41,5 +47,5 @@ class RunnerCalculation(CalcJob):
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
         calcinfo.remote_copy_list = list(remote_copy or [])
-        calcinfo.retrieve_list = [*retrieve, self.STDOUT_FILE]
+        calcinfo.retrieve_list = self.retrieve_list()
         return calcinfo

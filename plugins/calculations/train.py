@@ -18,13 +18,13 @@ from aiida import orm
 from ionfield.models.train.config import LAST_CHECKPOINT, OUTPUT_DIR
 from ionfield.models.train.log import LOG_CSV
 from ionfield.models.train.runner import COMPILED_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE
-from ionfield.models.train.settings import TrainingInputError, TrainingSettings
+from ionfield.models.train.settings import TrainingSettings
 from ionfield.plugins.calculations.runner import RunnerCalculation
 from ionfield.plugins.calculations.validation import settings_validator
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.data.model import ModelData
 
-validate_settings = settings_validator(TrainingSettings, TrainingInputError, 'training')
+validate_settings = settings_validator(TrainingSettings, 'training')
 
 
 class TrainCalculation(RunnerCalculation):
@@ -32,6 +32,8 @@ class TrainCalculation(RunnerCalculation):
 
     PARSER = 'ionfield.train'
     STDOUT_FILE = 'ionfield-train.out'
+    # the CSV log keeps its path (the parser reads it there); a plain name would be retrieved as `metrics.csv`
+    RETRIEVE = (RESULT_FILE, LOG_FILE, (str(LOG_CSV), '.', len(LOG_CSV.parts)), MODEL_FILE, COMPILED_FILE)
 
     @classmethod
     def define(cls, spec):
@@ -109,6 +111,4 @@ class TrainCalculation(RunnerCalculation):
         if self.inputs.compile.value:
             cmdline.append('--compile')
 
-        return self.runner_calcinfo(
-            cmdline, [RESULT_FILE, LOG_FILE, str(LOG_CSV), MODEL_FILE, COMPILED_FILE], remote_copy
-        )
+        return self.runner_calcinfo(cmdline, remote_copy)

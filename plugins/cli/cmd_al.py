@@ -26,11 +26,9 @@ def cmd_al():
 
 def build_al_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
     """``base``, then ``--set`` pairs, then explicit options; validated by ``ActiveLearningSettings``."""
-    from ionfield.models.active_learning.settings import ActiveLearningInputError, ActiveLearningSettings
+    from ionfield.models.active_learning.settings import ActiveLearningSettings
 
-    return validated_settings(
-        ActiveLearningSettings, ActiveLearningInputError, values, base, what='active-learning', **options
-    )
+    return validated_settings(ActiveLearningSettings, values, base, what='active-learning', **options)
 
 
 def _submit_and_wait(builder, wait_s: float):
@@ -92,7 +90,7 @@ def cmd_al_run(
     ionfield al run cell.cif --supercell 2x2x2 --force-trust 0.05 0.3 --max-labels 200 --set md_steps=2000
     """
 
-    from ionfield.models.train.settings import TrainingInputError, TrainingSettings
+    from ionfield.models.train.settings import TrainingSettings
     from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 
     loaded = load_profile_or_fail(profile)
@@ -105,7 +103,6 @@ def cmd_al_run(
         'settings': build_al_settings(values, defaults['settings'], **options),
         'training': validated_settings(
             TrainingSettings,
-            TrainingInputError,
             train_values,
             defaults['training'],
             what='training',

@@ -33,9 +33,9 @@ def cmd_campaign():
 
 
 def build_campaign_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
-    from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
+    from ionfield.models.transport.settings import CampaignSettings
 
-    return validated_settings(CampaignSettings, CampaignInputError, values, base, what='campaign', **options)
+    return validated_settings(CampaignSettings, values, base, what='campaign', **options)
 
 
 @cmd_campaign.command('run')
@@ -209,7 +209,7 @@ def campaign_analyse(trajectories, temperature_K, field, bec_mode, values, outpu
     from ionfield.models.transport.replicas import AnalysisOptions, TransportInputError
     from ionfield.models.transport.report import write_report
 
-    options = validated_settings(AnalysisOptions, TransportInputError, values, None, what='analysis')
+    options = validated_settings(AnalysisOptions, values, None, what='analysis')
     try:
         runs = [read_trajectory(path) for path in trajectories]
         result = analyse_condition(runs, temperature_K, field, bec_mode, AnalysisOptions.from_dict(options))

@@ -26,9 +26,9 @@ from .utils import (
 
 def build_md_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
     """``base`` (a run being continued), then ``--set`` pairs, then explicit options; validated by ``MDSettings``."""
-    from ionfield.models.md.settings import MDInputError, MDSettings
+    from ionfield.models.md.settings import MDSettings
 
-    return validated_settings(MDSettings, MDInputError, values, base, what='MD', **options)
+    return validated_settings(MDSettings, values, base, what='MD', **options)
 
 
 def _previous_run(identifier: str):

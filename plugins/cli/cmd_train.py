@@ -45,14 +45,14 @@ METRICS = (
 def training_overrides(values: tuple[str, ...], protocol: str | None, **options) -> dict:
     """The training keys given on the command line (``--set`` pairs and options), checked on top of the
     protocol's: only these go to the builder, so a warm start inherits everything else from its parent."""
-    from ionfield.models.train.settings import TrainingInputError, TrainingSettings
+    from ionfield.models.train.settings import TrainingSettings
     from ionfield.workflows.train.workchain import TrainWorkChain
 
     try:
         defaults = TrainWorkChain.get_protocol_inputs(protocol)['training']
     except ValueError as exception:
         raise click.BadParameter(str(exception), param_hint='--protocol') from exception
-    full = validated_settings(TrainingSettings, TrainingInputError, values, defaults, what='training', **options)
+    full = validated_settings(TrainingSettings, values, defaults, what='training', **options)
     given = set(parse_key_values(values, '--set')) | {key for key, value in options.items() if value is not None}
     return {key: full[key] for key in given}
 

@@ -47,7 +47,6 @@ def parse_key_values(values: tuple[str, ...], param_hint: str) -> dict:
 
 def validated_settings(
     settings_class,
-    error_class,
     values: tuple[str, ...],
     base: dict | None = None,
     *,
@@ -71,7 +70,7 @@ def validated_settings(
         settings[key] = list(value) if isinstance(value, tuple) else value
     try:
         return settings_class.from_dict(settings).to_dict()
-    except (error_class, TypeError) as exception:
+    except (settings_class.input_error, TypeError) as exception:
         raise click.BadParameter(str(exception), param_hint=f'{what} settings') from exception
 
 

@@ -56,7 +56,7 @@ def _settings(inputs) -> ActiveLearningSettings:
     return ActiveLearningSettings.from_dict(inputs['settings'].get_dict() if 'settings' in inputs else {})
 
 
-validate_settings = settings_validator(ActiveLearningSettings, ActiveLearningInputError, 'active-learning')
+validate_settings = settings_validator(ActiveLearningSettings, 'active-learning')
 
 
 def labelling_problem(structure: orm.StructureData, label_inputs) -> str | None:

@@ -104,7 +104,7 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
             'settings',
             valid_type=orm.Dict,
             required=False,
-            validator=settings_validator(CampaignSettings, CampaignInputError, 'campaign'),
+            validator=settings_validator(CampaignSettings, 'campaign'),
             help='CampaignSettings: temperatures_K, fields (V/Å), bec_modes, replicas, steps, timestep_fs, '
             'trajectory_every, equilibration_fs, seed, md_overrides, analysis options, min_success_fraction.',
         )
