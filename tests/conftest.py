@@ -6,6 +6,7 @@ what a user types and never touch the developer's or the session's configuration
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -243,6 +244,71 @@ def md_code(aiida_profile, tmp_path_factory):
 
     computer, _ = ensure_localhost_computer('localhost', tmp_path_factory.mktemp('md') / 'scratch')
     return ensure_runner_codes(computer)['ionfield-md'][0]
+
+
+@pytest.fixture
+def generate_calc_job_node(aiida_localhost):
+    """A stored ``CalcJobNode`` of ``ionfield.md`` or ``ionfield.train`` whose ``retrieved`` holds a parser fixture.
+
+    As aiida-quantumespresso's fixture of the same name: a parser runs on real outputs without running a code::
+
+        node = generate_calc_job_node('ionfield.md', 'completed')
+        results, calcfunction = ParserFactory('ionfield.md').parse_from_node(node, store_provenance=False)
+
+    ``test_name`` is a folder of ``tests/plugins/parsers/fixtures/<calculation>/``: what a job of
+    ``ionfield.<calculation>`` retrieved, made by ``make_fixtures.py`` there. Its ``settings.json``, the run's
+    input, becomes the ``settings`` input (unless ``inputs`` has one); every other file is retrieved. ``inputs``
+    maps link labels to nodes (stored here) and ``metadata.options`` to options. ``files`` adds or replaces
+    retrieved files (bytes) or drops them (None), for what a fixture cannot hold (a model package is too large).
+    """
+    from aiida import orm
+    from aiida.common import LinkType
+    from aiida.plugins.entry_point import format_entry_point_string
+
+    from .plugins.parsers.make_fixtures import FIXTURES, SETTINGS
+
+    def factory(
+        entry_point_name: str,
+        test_name: str | None = None,
+        inputs: dict | None = None,
+        files: dict[str, bytes | None] | None = None,
+    ) -> orm.CalcJobNode:
+        inputs = dict(inputs or {})
+        options = inputs.pop('metadata', {}).get('options', {})
+        retrieved = orm.FolderData()
+        if test_name is not None:
+            folder = FIXTURES / entry_point_name.removeprefix('ionfield.') / test_name
+            assert folder.is_dir(), f'no parser fixture {folder}'
+            retrieved.base.repository.put_object_from_tree(str(folder))
+            if (folder / SETTINGS).is_file():
+                retrieved.base.repository.delete_object(SETTINGS)
+                inputs.setdefault('settings', orm.Dict(json.loads((folder / SETTINGS).read_text())))
+        for name, content in (files or {}).items():
+            with contextlib.suppress(FileNotFoundError):
+                retrieved.base.repository.delete_object(name)
+            if content is not None:
+                retrieved.base.repository.put_object_from_bytes(content, name)
+        for value in inputs.values():
+            value.store()  # before the node exists: an unstored node of a stored computer must not meet a flush
+
+        node = orm.CalcJobNode(
+            computer=aiida_localhost, process_type=format_entry_point_string('aiida.calculations', entry_point_name)
+        )
+        node.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+        node.set_option('max_wallclock_seconds', 1800)
+        for name, value in options.items():
+            node.set_option(name, value)
+        for label, value in inputs.items():
+            node.base.links.add_incoming(value, LinkType.INPUT_CALC, label)
+        node.store()
+        retrieved.base.links.add_incoming(node, LinkType.CREATE, 'retrieved')
+        retrieved.store()
+        remote = orm.RemoteData(computer=aiida_localhost, remote_path='/tmp')
+        remote.base.links.add_incoming(node, LinkType.CREATE, 'remote_folder')
+        remote.store()
+        return node
+
+    return factory
 
 
 @pytest.fixture(scope='session')

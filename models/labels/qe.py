@@ -8,12 +8,12 @@ Plain numpy, so the conversions are tested without running pw.x or ph.x.
 - Stress: aiida-quantumespresso keeps pw.x's sign (pressure ``P = tr(sigma)/3`` positive under
   compression) in GPa; the project uses ASE's sign (``sigma = (1/V) dE/d(strain)``, positive under
   tension, when the cell would lower its energy by shrinking), in eV/Å^3: ``stress = -sigma_QE / 160.2176634``.
-  ``tests/workflows/test_label_qe.py`` checks the sign against a finite difference of the energy under strain.
+  ``tests/workflows/label/test_qe.py`` checks the sign against a finite difference of the energy under strain.
 - Born charges: ph.x writes ``EFFECTIVE_CHARGES_EU`` to ``_ph0/<prefix>.phsave/tensors.xml`` as, for each
   atom, three rows ``d F / d E_a`` (row a = electric-field direction, columns = force direction); the
   parser returns them as ``effective_charges_eu[i][a][b]``. That is already the project's ``Z[i, a, b] =
   dF_ib / d(e E_a)`` (:data:`ionfield.models.data.dataset.BORN_CHARGE_CONVENTION`); the finite-field pw.x
-  check in ``tests/workflows/test_born_convention_qe.py`` is the proof, not this sentence.
+  check in ``tests/workflows/label/test_born_convention_qe.py`` is the proof, not this sentence.
 - eps_inf: ``dielectric_constant`` (electronic, clamped-ion, 3x3).
 """
 

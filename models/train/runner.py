@@ -77,6 +77,22 @@ def last_epoch(workdir: Path) -> int | None:
     return max((row['epoch'] for row in rows), default=None)
 
 
+def first_nan_epoch(workdir: Path) -> int | None:
+    """First epoch whose training or validation loss (``weighted_sum``) is not finite in the CSV log, else None.
+
+    ``nequip-train`` can end with exit status 0 after a NaN loss: lightning's ``EarlyStopping(check_finite=True)``
+    stops the run without a line in the log that :data:`_NAN` would find, and a ``best.ckpt`` of NaN weights is
+    written. The CSV log records the NaN either way.
+    """
+    from .log import read_training_log
+
+    for row in read_training_log(workdir):
+        losses = [value for key, value in row.items() if key.endswith('/weighted_sum')]
+        if any(value != value for value in losses):  # NaN (read_training_log turns inf into NaN too)
+            return row['epoch']
+    return None
+
+
 def check_device(device: str) -> None:
     """Refuse a GPU that torch does not see before anything is written (not a crash halfway through)."""
     from .settings import TrainingInputError
@@ -158,9 +174,11 @@ def run_training(
         return _write_result(
             workdir, status, f'nequip-train exited with {rc}; see {LOG_FILE}', epochs=last_epoch(workdir)
         )
-    if _NAN.search(log_text):
+    nan_epoch = first_nan_epoch(workdir)
+    if _NAN.search(log_text) or nan_epoch is not None:
+        where = '' if nan_epoch is None else f' at epoch {nan_epoch}'
         return _write_result(
-            workdir, 'nan_loss', 'the validation loss became NaN; training stopped', epochs=last_epoch(workdir)
+            workdir, 'nan_loss', f'the loss became NaN{where}; training stopped', epochs=last_epoch(workdir)
         )
 
     with open(workdir / LOG_FILE, 'a') as log:

@@ -156,11 +156,28 @@ def _drift_series(conditions, controls) -> list[dict]:
                 drift0 = control['species'][species]['drift']
                 entry['control_velocity_A_per_fs'] = drift0['velocity_along_A_per_fs']
                 entry['control_velocity_error_A_per_fs'] = drift0['velocity_along_error_A_per_fs']
-            einstein = (control or {}).get('species', {}).get(species, {}).get('einstein_mobility_along')
-            if einstein and einstein.get('status') == 'ok':
-                entry['einstein_mobility_cm2_per_Vs'] = einstein['mean']
+            einstein = einstein_mobility_along((control or {}).get('species', {}).get(species, {}), direction)
+            if einstein is not None:
+                entry['einstein_mobility_cm2_per_Vs'] = einstein
             series.append(entry)
     return series
+
+
+def einstein_mobility_along(control: dict, direction) -> float | None:
+    """Einstein mobility q D_n / kT of the E = 0 control along the series' field direction n.
+
+    At E = 0 the control's own "along" axis is z, which is not the field's direction in general, and in an
+    anisotropic conductor (Li3N: in-plane vs c) the two differ. D_n = sum_a n_a^2 D_aa from the control's
+    per-axis D (the cross terms of a crystal's D vanish along its axes); ``None`` when any of them is missing.
+    """
+    d, einstein = control.get('D', {}), control.get('einstein_mobility_along') or {}
+    needed = [einstein, d.get('along', {}), *(d.get(axis, {}) for axis in 'xyz')]
+    if any(entry.get('status') != 'ok' for entry in needed) or not d['along']['mean']:
+        return None
+    factor = einstein['mean'] / d['along']['mean']  # q / kT in the control's units
+    n = np.asarray(direction, dtype=float)
+    n = n / np.linalg.norm(n)
+    return float(factor * sum(n[a] ** 2 * d[axis]['mean'] for a, axis in enumerate('xyz')))
 
 
 def _ablation(conditions) -> list[dict]:

@@ -17,7 +17,7 @@ from ase.build import bulk
 from ionfield.models.structures.reference import get_reference_structure
 from ionfield.workflows.label.qe import QeFrameWorkChain
 
-from ..workflows.test_label_qe import label
+from ..workflows.label.test_qe import label
 from .conftest import SignalKiller, assert_nothing_lost, ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]

@@ -1,6 +1,6 @@
 """``ionfield al`` in-process (CliRunner): bad settings are usage errors and nothing is submitted.
 
-The campaign itself runs in ``tests/workflows/test_active_learning_workchain.py`` (mocked steps) and,
+The campaign itself runs in ``tests/workflows/active_learning/test_workchain.py`` (mocked steps) and,
 for real, in the quickstart test of ``test_setup_laptop``.
 """
 

@@ -1,98 +1,31 @@
-"""MDCalculation, its parser and the ``ionfield-md`` runner.
+"""MDCalculation and the ``ionfield-md`` runner.
 
-The parser is tested on files the engine really wrote (analytic model, no torch) attached to a
-hand-made node; the input validator on hand-made model nodes. Slow tests run ``ionfield-md`` on
-trained models, and a real MDCalculation (then its continuation) through the engine on localhost.
+The input validator is tested on hand-made model nodes; the parser in ``tests/plugins/parsers/``, on what
+real runs retrieved. Slow tests run ``ionfield-md`` on trained models, and a real MDCalculation (then its
+continuation) through the engine on localhost.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from aiida import orm
-from aiida.common import LinkType
 from aiida.engine import run_get_node
-from aiida.plugins import CalculationFactory, ParserFactory
+from aiida.plugins import CalculationFactory
 from ase import Atoms
 
-from ionfield.models.md.engine import run_field_md
 from ionfield.models.md.runner import RESULT_FILE, STATUS_EXIT
-from ionfield.models.md.settings import MDSettings
 from ionfield.models.structures.reference import alpha_li3n
 from ionfield.plugins.calculations.md import validate_inputs
 from ionfield.plugins.data.model import CommitteeData, ModelData
-from ionfield.plugins.data.trajectory import MDTrajectoryData
 
 from ..fakes import dummy_model
-from ..models.md.test_field_md import ChargedModel, isotropic
 
 MDCalculation = CalculationFactory('ionfield.md')
-MDParser = ParserFactory('ionfield.md')
-
-
-def engine_files(tmp_path, **settings) -> dict[str, bytes]:
-    """Files of a real engine run (LiN pair, constant charges) plus its result.json, as bytes."""
-    atoms = Atoms('LiN', positions=[[1.0, 0, 0], [2.5, 0, 0]], cell=[10, 10, 10], pbc=True)
-    md = MDSettings(**{'ensemble': 'nve', 'steps': 40, 'initial_velocities': False, 'log_every': 5, **settings})
-    result = run_field_md(atoms, ChargedModel(isotropic([1.0, -1.0])), md, tmp_path)
-    payload = {**result.to_dict(), 'status': result.stop_reason}
-    (tmp_path / RESULT_FILE).write_text(json.dumps(payload))
-    return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
-
-
-def make_calc_node(files: dict[str, bytes], settings: dict) -> orm.CalcJobNode:
-    node = orm.CalcJobNode(process_type='aiida.calculations:ionfield.md')
-    node.base.links.add_incoming(orm.Dict(settings).store(), LinkType.INPUT_CALC, 'settings')
-    node.set_option('resources', {'num_machines': 1})
-    node.store()
-    retrieved = orm.FolderData()
-    for name, content in files.items():
-        retrieved.base.repository.put_object_from_filelike(io.BytesIO(content), name)
-    retrieved.base.links.add_incoming(node, LinkType.CREATE, 'retrieved')
-    retrieved.store()
-    return node
-
-
-def test_parser_completed_run(aiida_profile, tmp_path):
-    settings = {'field': [0.01, 0, 0], 'min_distance': 0.0}
-    node = make_calc_node(engine_files(tmp_path, **settings), settings)
-    results, calcfunction = MDParser.parse_from_node(node, store_provenance=False)
-    assert calcfunction.is_finished_ok, calcfunction.exit_message
-    trajectory = results['trajectory']
-    assert isinstance(trajectory, MDTrajectoryData)
-    assert trajectory.nframes == 5 and trajectory.natoms == 2  # steps 0, 10, ..., 40
-    assert trajectory.field == [0.01, 0, 0] and trajectory.base.attributes.get('last_step') == 40
-    frames = trajectory.read()
-    assert frames.positions.shape == (5, 2, 3)
-    thermo = results['thermo']
-    assert thermo.get_array('step').tolist() == [0, 5, 10, 15, 20, 25, 30, 35, 40]
-    np.testing.assert_allclose(thermo.get_array('field_work_eV'), thermo.get_array('kinetic_energy_eV'), rtol=1e-9)
-    assert results['summary']['status'] == 'completed' and 'state' in results
-
-
-def test_parser_early_stop_keeps_outputs_and_sets_the_exit_code(aiida_profile, tmp_path):
-    settings = {'field': [0.5, 0, 0], 'min_distance': 0.8, 'steps': 500, 'log_every': 1, 'max_temperature_K': 1e7}
-    node = make_calc_node(engine_files(tmp_path, **settings), settings)
-    results, calcfunction = MDParser.parse_from_node(node, store_provenance=False)
-    assert calcfunction.exit_status == MDCalculation.exit_codes.STOPPED_CLOSE_CONTACT.status == 511
-    assert 'atoms 0 and 1' in calcfunction.exit_message
-    assert results['trajectory'].base.attributes.get('last_step') == results['summary']['step']
-    assert 'thermo' in results
-
-
-def test_parser_without_result_keeps_the_frames(aiida_profile, tmp_path):
-    files = engine_files(tmp_path, field=[0.01, 0, 0], min_distance=0.0)
-    files.pop(RESULT_FILE)
-    node = make_calc_node(files, {})
-    results, calcfunction = MDParser.parse_from_node(node, store_provenance=False)
-    assert calcfunction.exit_status == 500
-    assert 'trajectory' in results and 'thermo' in results and 'summary' not in results
 
 
 def test_runner_status_codes_are_distinct():

@@ -22,9 +22,10 @@ from ionfield.models.potential.disagreement import (
     force_deviation,
 )
 from ionfield.models.train.config import build_config, split_dataset, trainer_devices, write_training_inputs
-from ionfield.models.train.runner import RESULT_FILE, classify_failure, run_training
+from ionfield.models.train.runner import RESULT_FILE, classify_failure, first_nan_epoch, run_training
 from ionfield.models.train.settings import TrainingInputError, TrainingSettings, check_dataset, warm_start_settings
 
+from ...plugins.parsers.make_fixtures import FIXTURES
 from ..synthetic import synthetic_dataset
 
 NOIONFIELD = """
@@ -141,6 +142,15 @@ def test_classify_failure():
     assert classify_failure('RuntimeError: CUDA out of memory. Tried to allocate') == 'out_of_memory'
     assert classify_failure('Monitored metric val0_epoch/weighted_sum = nan is not finite') == 'nan_loss'
     assert classify_failure('KeyError: foo') == 'failed'
+
+
+def test_a_nan_loss_is_read_from_the_csv_log():
+    """nequip-train exits 0 after a NaN loss, and lightning's EarlyStopping writes nothing that
+    ``classify_failure`` finds: the CSV log of such a real run (the parser fixture ``train/nan_loss``, laid out
+    as the job folder) shows it, and that of a sound run (``train/ok``) does not."""
+    assert classify_failure((FIXTURES / 'train' / 'nan_loss' / 'train.log').read_text()) == 'failed'
+    assert first_nan_epoch(FIXTURES / 'train' / 'nan_loss') == 0
+    assert first_nan_epoch(FIXTURES / 'train' / 'ok') is None
 
 
 def test_runner_refuses_bad_input_without_training(tmp_path):

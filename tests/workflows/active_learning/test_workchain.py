@@ -28,8 +28,8 @@ from ionfield.workflows.active_learning.restart import RestartError, finished_hi
 from ionfield.workflows.label import workchain as label_workchain
 from ionfield.workflows.train.committee import CommitteeWorkChain
 
-from .. import fakes
-from .test_label_workchain import FakeQe, fake_engine, structure  # noqa: F401 - the fixture is used by name
+from ... import fakes
+from ..label.test_workchain import FakeQe, fake_engine, structure  # noqa: F401 - the fixture is used by name
 
 MDCalculation = CalculationFactory('ionfield.md')
 MDWorkChain = WorkflowFactory('ionfield.md.base')

@@ -30,10 +30,10 @@ from ionfield.models.transport.replicas import (
 from ionfield.models.transport.report import html_report
 from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
 
-from .transport_synthetic import brownian, vibrating
+from ..transport_synthetic import brownian, vibrating
 
 FAST = AnalysisOptions(n_samples=200, n_intervals=40)
-DOCS = Path(__file__).parents[2] / 'docs' / 'campaign.md'
+DOCS = Path(__file__).parents[3] / 'docs' / 'campaign.md'
 D_TRUE = 1e-5  # cm²/s, brownian()'s default
 A2_PER_FS = 10.0  # Å²/fs per cm²/s
 
@@ -373,3 +373,23 @@ def test_campaign_settings():
         with pytest.raises(CampaignInputError, match=message):
             CampaignSettings.from_dict(values)
     assert not CampaignSettings.from_dict({'fields': [[0, 0, 0.1]]}).has_zero_field
+
+
+def test_einstein_mobility_is_taken_along_the_field_direction():
+    """An anisotropic control (D_x = 4 D_z, as in-plane vs c in Li3N): a field along x is compared with q D_x / kT.
+
+    Before, the control's own "along" axis (z at E = 0) was used whatever the field's direction.
+    """
+    from ionfield.models.transport.campaign import einstein_mobility_along
+
+    def ok(mean):
+        return {'status': 'ok', 'mean': mean}
+
+    q_over_kt = 2.0
+    d = {'x': ok(4e-5), 'y': ok(4e-5), 'z': ok(1e-5), 'along': ok(1e-5)}
+    control = {'D': d, 'einstein_mobility_along': ok(q_over_kt * 1e-5)}
+    assert einstein_mobility_along(control, (0.1, 0, 0)) == pytest.approx(q_over_kt * 4e-5)
+    assert einstein_mobility_along(control, (0, 0, 1)) == pytest.approx(q_over_kt * 1e-5)
+    assert einstein_mobility_along(control, (1, 0, 1)) == pytest.approx(q_over_kt * 2.5e-5)  # n = (1, 0, 1)/sqrt 2
+    not_fitted = {**control, 'D': {**d, 'x': {'status': 'not_diffusive'}}}
+    assert einstein_mobility_along(not_fitted, (1, 0, 0)) is None

@@ -19,9 +19,9 @@ from ionfield.plugins.data.model import ModelData
 from ionfield.plugins.data.trajectory import MDTrajectoryData
 from ionfield.workflows.transport.workchain import TransportCampaignWorkChain, validate_inputs
 
-from .. import fakes
-from ..fakes import dummy_model
-from ..models.transport_synthetic import brownian
+from ... import fakes
+from ...fakes import dummy_model
+from ...models.transport_synthetic import brownian
 
 MDCalculation = CalculationFactory('ionfield.md')
 FAIL: set[str] = set()
@@ -189,7 +189,7 @@ def test_real_campaign_with_a_trained_model(aiida_profile, md_code, trained_memb
         # 1000 Å² at the longest interval: out of reach in 0.4 ps, so every condition is reported as not
         # diffusive whatever the MD did. With the default 1 Å² the outcome hangs on when each run stops on a
         # close contact (chaotic): on the development machine 800 K was fitted and 600 K was not. The fits
-        # themselves are tested on synthetic trajectories with a known D (tests/models/test_transport.py).
+        # themselves are tested on synthetic trajectories with a known D (tests/models/transport/test_analysis.py).
         'analysis': {'n_samples': 100, 'n_intervals': 20, 'min_msd_A2': 1000.0},
         'min_success_fraction': 0.0,
     }
