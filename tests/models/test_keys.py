@@ -50,3 +50,9 @@ def test_no_registered_key_is_spelt_as_a_literal():
                 if pattern.search(line) and '``' not in line:  # a docstring may show the key
                     found.append(f'{path.relative_to(REPO)}:{number}: {line.strip()}')
     assert found == []
+
+
+def test_every_frame_field_is_written_under_its_extxyz_key():
+    atoms = synthetic_dataset(1)[0].to_ase()
+    written = {**atoms.calc.results, **atoms.info, **atoms.arrays}
+    assert {field: key in written for field, key in keys.EXTXYZ_KEYS.items()} == dict.fromkeys(keys.EXTXYZ_KEYS, True)
