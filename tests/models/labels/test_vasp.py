@@ -19,7 +19,9 @@ import pytest
 from ionfield.models.data import asr_corrected
 from ionfield.models.labels import vasp as vasp_labels
 
-SHARED_VASP = pathlib.Path(__file__).resolve().parents[2].parent / 'shared' / 'data' / 'vasp-dfpt'
+from ...conftest import SHARED
+
+SHARED_VASP = SHARED / 'data' / 'vasp-dfpt'
 ASE_DFPT = pathlib.Path(ase.__file__).parent / 'test' / 'testdata' / 'vasp' / 'vasprun_dfpt.xml'
 
 requires_shared = pytest.mark.skipif(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,10 +29,11 @@ from ionfield.models.transport.replicas import (
 from ionfield.models.transport.report import html_report
 from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
 
+from ...conftest import REPO
 from ..transport_synthetic import brownian, vibrating
 
 FAST = AnalysisOptions(n_samples=200, n_intervals=40)
-DOCS = Path(__file__).parents[3] / 'docs' / 'campaign.md'
+DOCS = REPO / 'docs' / 'campaign.md'
 D_TRUE = 1e-5  # cm²/s, brownian()'s default
 A2_PER_FS = 10.0  # Å²/fs per cm²/s
 

@@ -26,7 +26,9 @@ from aiida.engine import run_get_node
 
 from ionfield.workflows.label.vasp import VaspFrameWorkChain
 
-SHARED_VASP = pathlib.Path(__file__).resolve().parents[2].parent / 'shared' / 'data' / 'vasp-dfpt'
+from ...conftest import SHARED
+
+SHARED_VASP = SHARED / 'data' / 'vasp-dfpt'
 BEC = SHARED_VASP / 'bec_full'
 MOCK_VASP = shutil.which('mock-vasp') or str(pathlib.Path(sys.executable).with_name('mock-vasp'))
 FAMILY = 'ionfield-test-fake-potcars'
