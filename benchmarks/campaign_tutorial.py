@@ -61,6 +61,12 @@ def training_settings(epochs: int, seed: int) -> dict:
     return TrainWorkChain.get_protocol_inputs(None, {'training': {'max_epochs': epochs, 'seed': seed}})['training']
 
 
+def _shown(command: list[str]) -> str:
+    """A command as a reader types it: ``python`` for this interpreter, paths relative to the repository."""
+    repo = f'{Path(__file__).resolve().parents[1]}/'
+    return ' '.join('python' if part == sys.executable else part.replace(repo, '') for part in command)
+
+
 def _ok(result_file: Path) -> dict | None:
     return json.loads(result_file.read_text()) if result_file.is_file() else None
 
@@ -313,8 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
     record = {
         'what': 'docs/campaign.md tutorial: Li transport under 0.1 V/Å in alpha-Li3N (3x3x3, one Li vacancy)',
         'command': ' '.join(['OMP_NUM_THREADS=1', 'python', 'benchmarks/campaign_tutorial.py', *sys.argv[1:]]),
-        'train_command': ' '.join(train_command),
-        'md_command_example': ' '.join(md_command),
+        'train_command': _shown(train_command),
+        'md_command_example': _shown(md_command),
         'dataset': {'path': str(args.dataset), 'frames': len(Dataset.load(args.dataset))},
         'training': {
             'settings': trained['settings'],
