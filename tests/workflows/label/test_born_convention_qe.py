@@ -31,7 +31,7 @@ FIELD_RY_AU = 0.002
 """Field strength in pw.x's Rydberg atomic units (1 Ry a.u. = 36.3609 V/Å), small enough to be linear."""
 V_PER_A_PER_RY_AU = 36.3609
 TOLERANCE = 0.02
-"""Largest allowed |Z_DFPT - Z_field| in e at the same k mesh (measured: 0.0096 e at 5x5x5)."""
+"""Largest allowed |Z_DFPT - Z_field| in e at the same k mesh (measured: 0.0075 e at 4x4x4, 0.0096 e at 5x5x5)."""
 
 
 def low_symmetry_li2o():
@@ -85,7 +85,7 @@ def test_dfpt_born_charges_equal_finite_field_derivative_of_forces(qe_engine):
         qe_engine['pw_code'],
         structure,
         ph_code=qe_engine['ph_code'],
-        overrides={'kpoints_distance': 0.5, 'pseudo_family': qe_engine['pseudo_family'], 'conv_thr_per_atom': 1e-11},
+        overrides={'kpoints_distance': 0.6, 'pseudo_family': qe_engine['pseudo_family'], 'conv_thr_per_atom': 1e-11},
     )
     _, node = run_get_node(builder)
     assert node.is_finished_ok, f'[{node.exit_status}] {node.exit_message}'
