@@ -15,7 +15,10 @@ from ionfield.models import keys
 from .frame import FLAG_SEPARATOR, Frame
 
 
-def _label(atoms: Atoms, key: str):
+def label_value(atoms: Atoms, key: str | None):
+    """The value under ``key`` in the calculator results, ``info`` or ``arrays`` (``None``: absent or no key)."""
+    if key is None:
+        return None
     results = getattr(atoms.calc, 'results', None) or {}
     for source in (results, atoms.info, atoms.arrays):
         if key in source:
@@ -23,7 +26,7 @@ def _label(atoms: Atoms, key: str):
     return None
 
 
-def _as_3x3(value) -> np.ndarray | None:
+def as_3x3(value) -> np.ndarray | None:
     if value is None:
         return None
     value = np.asarray(value, dtype=float)
@@ -31,18 +34,18 @@ def _as_3x3(value) -> np.ndarray | None:
 
 
 def frame_from_ase(atoms: Atoms) -> Frame:
-    born = _label(atoms, keys.BORN_CHARGES)
+    born = label_value(atoms, keys.BORN_CHARGES)
     flags = atoms.info.get(keys.FLAGS, '')
     return Frame(
         numbers=atoms.numbers,
         positions=atoms.positions,
         cell=atoms.cell.array,
         pbc=atoms.pbc,
-        energy=_label(atoms, keys.ENERGY),
-        forces=_label(atoms, keys.FORCES),
-        stress=_as_3x3(_label(atoms, keys.STRESS)),
+        energy=label_value(atoms, keys.ENERGY),
+        forces=label_value(atoms, keys.FORCES),
+        stress=as_3x3(label_value(atoms, keys.STRESS)),
         born_charges=None if born is None else np.asarray(born, dtype=float).reshape(len(atoms), 3, 3),
-        eps_inf=_as_3x3(_label(atoms, keys.DIELECTRIC)),
+        eps_inf=as_3x3(label_value(atoms, keys.DIELECTRIC)),
         weight=atoms.info.get(keys.WEIGHT, 1.0),
         flags=frozenset(str(flags).split(FLAG_SEPARATOR)) if flags else frozenset(),
         source_uuid=str(atoms.info.get(keys.SOURCE_UUID, '')),
@@ -62,8 +65,8 @@ def frame_from_pymatgen(structure) -> Frame:
         pbc=structure.lattice.pbc,
         energy=properties.get(keys.ENERGY),
         forces=sites.get(keys.FORCES),
-        stress=_as_3x3(properties.get('stress')),
+        stress=as_3x3(properties.get('stress')),
         born_charges=None if born is None else np.asarray(born, dtype=float).reshape(len(structure), 3, 3),
-        eps_inf=_as_3x3(properties.get('eps_inf')),
+        eps_inf=as_3x3(properties.get('eps_inf')),
         source_uuid=str(properties.get(keys.SOURCE_UUID, '')),
     )

@@ -76,3 +76,22 @@ def load_committee(identifier, param_hint: str = '--parent-committee'):
     from ionfield.plugins.data.model import CommitteeData
 
     return load_output(identifier, (CommitteeData,), ('committee',), param_hint)
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose values are imported when first needed: the CLI starts without heavy modules."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._source = (module, name)
+        super().__init__(())
+
+    @property
+    def choices(self):
+        import importlib
+
+        module, name = self._source
+        return tuple(getattr(importlib.import_module(module), name))
+
+    @choices.setter
+    def choices(self, _value) -> None:  # click.Choice.__init__ assigns it
+        pass
