@@ -1,10 +1,10 @@
 """Exit codes by name: the lookups the workflows use, and the table docs/exit_codes.md is generated from.
 
 Every process of the package declares its exit codes in its spec, by stage range (structure 30x, label
-3xx, train 4xx, md 5xx, active learning 6xx, campaign 7xx). Code refers to them by name: a workchain that
-tests a child's outcome asks :func:`exit_code_name` or :func:`statuses`, never compares with a number, so a
-renumbering cannot silently change what is retried or kept. ``python -m ionfield.plugins.exit_codes`` prints
-the table of all of them; a test keeps ``docs/exit_codes.md`` equal to it.
+3xx, train 4xx, md 5xx, active learning 6xx, campaign 7xx, validation 8xx). Code refers to them by name: a
+workchain that tests a child's outcome asks :func:`exit_code_name` or :func:`statuses`, never compares with a
+number, so a renumbering cannot silently change what is retried or kept. ``python -m
+ionfield.plugins.exit_codes`` prints the table of all of them; a test keeps ``docs/exit_codes.md`` equal to it.
 """
 
 from __future__ import annotations

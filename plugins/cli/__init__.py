@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (register the subcommands)
     cmd_quickstart,
     cmd_setup,
     cmd_train,
+    cmd_validate,
 )
 from .root import cli
 

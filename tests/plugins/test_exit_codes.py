@@ -24,6 +24,7 @@ RANGES = {
     'ionfield.md.base': range(500, 600),
     'ionfield.active_learning': range(600, 700),
     'ionfield.campaign': range(700, 800),
+    'ionfield.validation': range(800, 900),
 }
 
 

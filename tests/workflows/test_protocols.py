@@ -22,11 +22,13 @@ from ionfield.models.md.settings import MDSettings
 from ionfield.models.structures.reference import get_reference_structure
 from ionfield.models.train.settings import TrainingSettings
 from ionfield.models.transport.settings import CampaignSettings
+from ionfield.models.validation.settings import ValidationSettings
 from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 from ionfield.workflows.md.workchain import MDWorkChain
 from ionfield.workflows.train.committee import CommitteeWorkChain
 from ionfield.workflows.train.workchain import TrainWorkChain
 from ionfield.workflows.transport.workchain import TransportCampaignWorkChain
+from ionfield.workflows.validation.workchain import ValidationWorkChain
 
 EXPECTED = pathlib.Path(__file__).parent / 'protocols'
 
@@ -37,6 +39,7 @@ SETTINGS = {
     MDWorkChain: {'settings': MDSettings},
     ActiveLearningWorkChain: {'settings': ActiveLearningSettings, 'training': TrainingSettings},
     TransportCampaignWorkChain: {'settings': CampaignSettings},
+    ValidationWorkChain: {'settings': ValidationSettings},
 }
 
 
@@ -171,3 +174,7 @@ def test_builders_match_their_stored_expectations(stub_codes, protocol):
         stub_codes['md'], {'li3n': structure}, model=dummy_model(), protocol=protocol
     )
     _check_expected(f'campaign-{protocol}', campaign)
+    validation = ValidationWorkChain.get_builder_from_protocol(
+        structure, dummy_model(), protocol=protocol, pw_code=stub_codes['pw'], ph_code=stub_codes['ph']
+    )
+    _check_expected(f'validation-{protocol}', validation)
