@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (register the subcommands)
     cmd_doctor,
     cmd_label,
     cmd_md,
+    cmd_provenance,
     cmd_quickstart,
     cmd_setup,
     cmd_train,
