@@ -8,6 +8,9 @@ these functions turn nodes into arrays and back.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
@@ -15,6 +18,7 @@ from ase import units
 
 from ionfield.models import keys
 from ionfield.models.validation import compare, properties, structures
+from ionfield.models.validation.plots import plot_validation
 from ionfield.models.validation.settings import ValidationSettings
 from ionfield.plugins.data.dataset import DatasetData
 
@@ -158,9 +162,9 @@ def model_properties(model, structure: orm.StructureData, settings: orm.Dict, **
 @calcfunction
 def validation_table(
     dft: orm.Dict, model: orm.Dict, settings: orm.Dict, override: orm.Bool, relaxed: DatasetData
-) -> orm.Dict:
-    """Every comparison with its thresholds and status (``pass``/``warn``/``fail``); ``overridden`` when it
-    failed and the caller goes on regardless.
+) -> dict:
+    """``table``: every comparison with its thresholds and status (``pass``/``warn``/``fail``; ``overridden``
+    when it failed and the caller goes on regardless); ``plot``: the parity plots and the gate (PNG).
 
     The DFT lattice is refined by a second Newton step from the labelled zero-stress cell (``relaxed``: its
     stress, and its DFPT Born charges where the model has a head), so its error is of fourth order in the
@@ -179,11 +183,13 @@ def validation_table(
     if 'sample_force_rmse' in m:
         table += compare.compare_forces(m['sample_force_rmse'], values.forces)
     overridden = bool(override.value) and not table.passed
-    return orm.Dict(
-        {
-            **table.to_dict(),
-            'overridden': overridden,
-            'dft_lattice': properties.lattice_parameters(dft_cell),
-            'dft_residual_stress_gpa': (np.asarray(frame.stress) / units.GPa).tolist(),
-        }
-    )
+    result = {
+        **table.to_dict(),
+        'overridden': overridden,
+        'dft_lattice': properties.lattice_parameters(dft_cell),
+        'dft_residual_stress_gpa': (np.asarray(frame.stress) / units.GPa).tolist(),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_validation(d, m, result, Path(tmp) / 'validation.png')
+        plot = orm.SinglefileData(path)
+    return {'table': orm.Dict(result), 'plot': plot}

@@ -139,6 +139,9 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             'relaxed', valid_type=orm.StructureData, help='The DFT zero-stress cell (Born charges compared there).'
         )
         spec.output('table', valid_type=orm.Dict, help='Every comparison: values, error, [warn, fail], status.')
+        spec.output(
+            'plot', valid_type=orm.SinglefileData, help='Parity of Gamma frequencies and C_ij; errors vs gates.'
+        )
         spec.exit_code(801, 'ERROR_LABELS', message='DFT of the validation structures failed: {message}')
         spec.exit_code(802, 'ERROR_RELAXED', message='DFT (and DFPT) of the zero-stress cell failed: {message}')
         spec.exit_code(803, 'ERROR_MODEL', message='the model could not be evaluated: {message}')
@@ -244,7 +247,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def compare(self):
-        table = functions.validation_table(
+        outputs = functions.validation_table(
             self.ctx.dft,
             self.ctx.model,
             self.ctx.settings_node,
@@ -252,6 +255,8 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             self.ctx.relaxed_labels.outputs.dataset,
             metadata={'call_link_label': 'validation_table'},
         )
+        table = outputs['table']
+        self.out('plot', outputs['plot'])
         for row in table['rows']:
             self.report(f'{row["status"]:>4}  {describe_row(row)}')
         self.out('table', table)

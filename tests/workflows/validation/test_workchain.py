@@ -165,6 +165,7 @@ def test_the_same_physics_on_both_paths_gives_no_error(aiida_profile, model_calc
     assert node.is_finished_ok, node.exit_message
     table = results['table'].get_dict()
     assert table['passed'] and not table['overridden']
+    assert results['plot'].get_content(mode='rb').startswith(b'\x89PNG')
     quantities = [row['quantity'] for row in table['rows']]
     assert {'a', 'b', 'c', 'Born charges (RMSE)', 'forces (RMSE)'} <= set(quantities)
     assert any('bulk' in q for q in quantities) and 'Gamma optical frequencies (RMS)' in quantities
