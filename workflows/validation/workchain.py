@@ -98,7 +98,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         spec.input(
             'settings',
             valid_type=orm.Dict,
-            required=False,
+            default=lambda: orm.Dict(ValidationSettings().to_dict()),
             validator=settings_validator(ValidationSettings, 'validation'),
             help='ValidationSettings: strain, displacement, phonon supercell, relaxation, [warn, fail] thresholds.',
         )
@@ -122,7 +122,6 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         )
         spec.inputs.validator = validate_inputs
         spec.outline(
-            cls.setup,
             cls.run_labels,
             cls.inspect_labels,
             cls.dft_side,
@@ -152,15 +151,9 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             'to go on regardless)',
         )
 
-    def setup(self):
-        self.ctx.settings = ValidationSettings.from_dict(
-            self.inputs.settings.get_dict() if 'settings' in self.inputs else {}
-        )
-        self.ctx.settings_node = orm.Dict(self.ctx.settings.to_dict())
-
     def run_labels(self):
         made = functions.validation_structures(
-            self.inputs.structure, self.ctx.settings_node, metadata={'call_link_label': 'validation_structures'}
+            self.inputs.structure, self.inputs.settings, metadata={'call_link_label': 'validation_structures'}
         )
         self.ctx.structures = dict(made)
         inputs = self.exposed_inputs(LabelWorkChain, namespace='label')
@@ -188,7 +181,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         node = self.ctx.labels
         outputs = functions.dft_properties(
             self.inputs.structure,
-            self.ctx.settings_node,
+            self.inputs.settings,
             node.outputs.dataset,
             node.outputs.summary,
             metadata={'call_link_label': 'dft_properties'},
@@ -237,7 +230,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             self.ctx.model = functions.model_properties(
                 self.inputs.model,
                 self.inputs.structure,
-                self.ctx.settings_node,
+                self.inputs.settings,
                 metadata={'call_link_label': 'model_properties'},
                 **labelled,
             )
@@ -250,7 +243,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         outputs = functions.validation_table(
             self.ctx.dft,
             self.ctx.model,
-            self.ctx.settings_node,
+            self.inputs.settings,
             self.inputs.override,
             self.ctx.relaxed_labels.outputs.dataset,
             metadata={'call_link_label': 'validation_table'},

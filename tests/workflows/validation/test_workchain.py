@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction, run_get_node
+from aiida.orm.utils.serialize import serialize
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
@@ -111,6 +112,11 @@ class AnalyticLabelWorkChain(WorkChain):
 
 class AnalyticValidationWorkChain(ValidationWorkChain):
     label_process = AnalyticLabelWorkChain
+
+    def _do_step(self):
+        result = super()._do_step()
+        serialize(self.ctx)  # what the daemon's checkpoint after every step does: refuses an unstored node
+        return result
 
     @classmethod
     def define(cls, spec):
