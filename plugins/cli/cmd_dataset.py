@@ -72,9 +72,9 @@ def dataset_export(identifier, output, asr_corrected, drop_flagged, profile):
     click.echo(f'wrote {len(dataset)} frames to {output}')
 
 
-def _key(value):
+def _key(value: str) -> str | None:
     """A key option: ``none`` says the file has no such label."""
-    return None if value is None else (None if value.lower() == 'none' else value)
+    return None if value.lower() == 'none' else value
 
 
 #: Where the units, signs and orders of an import are defined (imported when the command runs).

@@ -79,15 +79,15 @@ def frames_by_key(dataset: DatasetData, summary: orm.Dict) -> dict:
     }
 
 
-def missing_labels(dataset: DatasetData | None, summary: orm.Dict, keys: list[str]) -> list[str]:
-    """The keys among ``keys`` that have no frame with forces and stress (what the DFT side cannot do without)."""
+def missing_labels(dataset: DatasetData | None, summary: orm.Dict, names: list[str]) -> list[str]:
+    """The structures among ``names`` without a frame with forces and stress (the DFT side needs both)."""
     frames = frames_by_key(dataset, summary) if dataset is not None else {}
-    return [key for key in keys if key not in frames or not (frames[key].has_forces and frames[key].has_stress)]
+    return [name for name in names if name not in frames or not (frames[name].has_forces and frames[name].has_stress)]
 
 
 def _side(values: ValidationSettings, structure, stress_of, forces_of) -> dict:
     """Elastic constants, zero-stress cell and Gamma frequencies from stresses and forces by key."""
-    names = structures.strained_cells(structure.get_ase(), values.strain)  # only the names are used
+    names = [structures.strain_label(component, sign) for component in range(6) for sign in (1, -1)]
     stresses = {name: stress_of(strain_key(name)) for name in names}
     elastic = properties.elastic_constants(stresses, values.strain)
     cell = structure.get_ase().cell.array
@@ -123,7 +123,7 @@ def model_properties(model, structure: orm.StructureData, settings: orm.Dict, **
 
     ``labelled`` holds the structures (``validation_structures``' outputs, as ``structure_<key>``), the
     zero-stress cell ``relaxed``, and optionally ``samples`` (a ``DatasetData`` of DFT-labelled frames from
-    production MD) whose force and Born-charge errors are measured.
+    production MD) on which the model's force RMSE is measured.
     """
     from ionfield.models.potential.devices import limit_threads
     from ionfield.models.potential.evaluation import predict
@@ -132,16 +132,12 @@ def model_properties(model, structure: orm.StructureData, settings: orm.Dict, **
     values = _settings(settings)
     calculator = model.get_calculator()
     cells = {key[len('structure_') :]: node.get_ase() for key, node in labelled.items() if key.startswith('structure_')}
-    cache: dict[str, tuple] = {}
-
-    def evaluate(key):
-        if key not in cache:
-            atoms = cells[key]
-            atoms.calc = calculator
-            cache[key] = (atoms.get_stress(voigt=False), atoms.get_forces())
-        return cache[key]
-
-    result = _side(values, structure, lambda key: evaluate(key)[0], lambda key: evaluate(key)[1])
+    # stresses of the strained cells and the reference, forces of the displaced cells and the references
+    stressed = [key for key in cells if key.startswith('strain_') or key == REFERENCE]
+    stresses = properties.calculated_stresses({key: cells[key] for key in stressed}, calculator)
+    pushed = [key for key in cells if key not in stressed or key == REFERENCE]
+    forces = dict(zip(pushed, properties.calculated_forces([cells[key] for key in pushed], calculator), strict=True))
+    result = _side(values, structure, stresses.__getitem__, forces.__getitem__)
     relaxed_model = properties.relax_cell(structure.get_ase(), calculator, values.relax_fmax, values.relax_steps)
     result['relaxed_cell'] = relaxed_model.cell.array.tolist()
     result['relaxed_lattice'] = properties.lattice_parameters(relaxed_model.cell.array)
@@ -175,13 +171,15 @@ def validation_table(
     frame = relaxed.get_dataset()[0]
     elastic = properties.ElasticConstants.from_dict(d['elastic'])
     dft_cell = properties.zero_stress_cell(frame.cell, frame.stress, elastic)
-    table = compare.compare_lattice(dft_cell, np.array(m['relaxed_cell']), values.lattice)
-    table += compare.compare_elastic(elastic, properties.ElasticConstants.from_dict(m['elastic']), values.elastic)
-    table += compare.compare_phonons(np.array(d['gamma_thz']), np.array(m['gamma_thz']), values.phonons)
+    table = compare.compare_lattice(dft_cell, np.array(m['relaxed_cell']), values.thresholds('lattice'))
+    model_elastic = properties.ElasticConstants.from_dict(m['elastic'])
+    table += compare.compare_elastic(elastic, model_elastic, values.thresholds('elastic'))
+    table += compare.compare_phonons(np.array(d['gamma_thz']), np.array(m['gamma_thz']), values.thresholds('phonons'))
     if frame.has_born_charges and 'born_charges' in m:
-        table += compare.compare_born_charges(frame.born_charges, np.array(m['born_charges']), values.born_charges)
+        born = np.array(m['born_charges'])
+        table += compare.compare_born_charges(frame.born_charges, born, values.thresholds('born_charges'))
     if 'sample_force_rmse' in m:
-        table += compare.compare_forces(m['sample_force_rmse'], values.forces)
+        table += compare.compare_forces(m['sample_force_rmse'], values.thresholds('forces'))
     overridden = bool(override.value) and not table.passed
     result = {
         **table.to_dict(),

@@ -151,16 +151,20 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             'to go on regardless)',
         )
 
+    def _label(self, structures: dict, bec: bool, link: str):
+        """Submit the labelling process with the ``label`` inputs on ``structures``."""
+        inputs = self.exposed_inputs(LabelWorkChain, namespace='label')
+        inputs['structures'] = structures
+        inputs['bec'] = orm.Bool(bec)
+        inputs['metadata'] = {'call_link_label': link}
+        return self.submit(self.label_process, **inputs)
+
     def run_labels(self):
         made = functions.validation_structures(
             self.inputs.structure, self.inputs.settings, metadata={'call_link_label': 'validation_structures'}
         )
         self.ctx.structures = dict(made)
-        inputs = self.exposed_inputs(LabelWorkChain, namespace='label')
-        inputs['structures'] = self.ctx.structures
-        inputs['bec'] = orm.Bool(False)
-        inputs['metadata'] = {'call_link_label': 'label_structures'}
-        node = self.submit(self.label_process, **inputs)
+        node = self._label(self.ctx.structures, False, 'label_structures')
         self.report(f'LabelWorkChain<{node.pk}>: {len(self.ctx.structures)} strained and displaced cells (E/F/S)')
         return ToContext(labels=node)
 
@@ -200,11 +204,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         """Label the zero-stress cell: its stress refines the lattice by a second Newton step, and with a Born-charge
         head its DFPT Z* are what the model's are compared with."""
         with_bec = self.inputs.model.has_bec
-        inputs = self.exposed_inputs(LabelWorkChain, namespace='label')
-        inputs['structures'] = {'relaxed': self.ctx.relaxed}
-        inputs['bec'] = orm.Bool(with_bec)
-        inputs['metadata'] = {'call_link_label': 'label_relaxed'}
-        node = self.submit(self.label_process, **inputs)
+        node = self._label({'relaxed': self.ctx.relaxed}, with_bec, 'label_relaxed')
         self.report(f'LabelWorkChain<{node.pk}>: the zero-stress cell' + (' with DFPT' if with_bec else ''))
         return ToContext(relaxed_labels=node)
 
