@@ -247,6 +247,20 @@ def md_code(aiida_profile, tmp_path_factory):
 
 
 @pytest.fixture
+def aiida_localhost(aiida_profile, tmp_path_factory):
+    """The project's ``localhost`` computer (``ensure_localhost_computer``), in place of aiida's fixture.
+
+    aiida's fixture of this name makes a ``localhost`` computer without the prepend text that mpirun needs (as
+    root: ``OMPI_ALLOW_RUN_AS_ROOT``); the QE fixtures then found and reused that computer, so pw.x failed
+    whenever a test using it ran first (``pytest tests/plugins tests/faults``).
+    """
+    from ionfield.plugins.setup.localhost import ensure_localhost_computer
+
+    computer, _ = ensure_localhost_computer('localhost', tmp_path_factory.mktemp('localhost') / 'scratch')
+    return computer
+
+
+@pytest.fixture
 def generate_calc_job_node(aiida_localhost):
     """A stored ``CalcJobNode`` of ``ionfield.md`` or ``ionfield.train`` whose ``retrieved`` holds a parser fixture.
 
