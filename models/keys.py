@@ -32,6 +32,9 @@ FLAGS: Final = 'flags'
 SOURCE_UUID: Final = 'source_uuid'
 #: Flag of a frame whose Born charges break the acoustic sum rule by more than the label threshold.
 ASR_FLAG: Final = 'asr_violation'
+#: Prefix of the flag of a frame labelled as a charged cell with a compensating background: ``tot_charge=-1``
+#: (the net charge in e, QE's ``tot_charge``); frames of neutral cells labelled with formal charges get ``=0``.
+TOT_CHARGE_FLAG: Final = 'tot_charge'
 
 #: Frame field name -> key in extended XYZ / nequip.
 EXTXYZ_KEYS: Final = {

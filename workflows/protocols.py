@@ -31,6 +31,9 @@ FREE_FORM = (
     'training',
     'md_overrides',
     'analysis',
+    'active_learning',  # the pipeline's overrides of a stage protocol, checked by that stage's file
+    'validation',
+    'campaign',
 )
 
 

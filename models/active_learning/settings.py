@@ -33,6 +33,9 @@ class ActiveLearningSettings(Settings):
     max_strain: float = 0.02
     initial_bec_fraction: float = 0.25  # share of the initial data with DFPT Born charges (seed structures first)
     bec_fraction: float = 0.25  # share of every selected batch that also gets DFPT Born charges
+    # frames with more atoms never get DFPT (its cost grows as N^2-N^3 and a defect cell has no symmetry): the
+    # Born charges then come from the small cells; None: no limit
+    bec_max_atoms: int | None = None
     # exploration grid: every structure x temperature x field
     temperatures_K: list[float] = dataclasses.field(default_factory=lambda: [300.0, 600.0])  # noqa: N815
     fields: list[list[float]] = dataclasses.field(default_factory=lambda: [[0.0, 0.0, 0.0], [0.0, 0.0, 0.05]])
@@ -85,6 +88,8 @@ class ActiveLearningSettings(Settings):
             )
         if self.max_labels is not None and not is_integer(self.max_labels, 1):
             problems.append(f'max_labels must be a positive integer or null (no limit), got {self.max_labels!r}')
+        if self.bec_max_atoms is not None and not is_integer(self.bec_max_atoms, 1):
+            problems.append(f'bec_max_atoms must be a positive integer or null (no limit), got {self.bec_max_atoms!r}')
         for name in ('rattle_stdev', 'max_strain'):
             if not (is_number(getattr(self, name)) and getattr(self, name) >= 0):
                 problems.append(f'{name} must be >= 0, got {getattr(self, name)!r}')

@@ -18,12 +18,17 @@ BORN_CHARGE_CONVENTION = (
 """The Born-charge index convention of every frame, model and MD run in the project."""
 
 
-def asr_violation(born: np.ndarray) -> float:
-    """Largest ``|sum_i Z_iab|`` over (a, b) in e for ``born`` (N, 3, 3); NaN when it holds no Born charges."""
+def asr_violation(born: np.ndarray, charge: float = 0.0) -> float:
+    """Largest ``|sum_i Z_iab - q delta_ab|`` over (a, b) in e for ``born`` (N, 3, 3); NaN without Born charges.
+
+    A cell of net charge ``q`` (a charged defect on a compensating background) moved rigidly carries its charge
+    with it, so its sum rule is ``sum_i Z_i = q 1``, not zero; :func:`asr_corrected` (the mean subtracted) gives
+    the neutral charges that the field force of a compensated cell needs either way.
+    """
     born = np.asarray(born, dtype=float)
     if born.size == 0 or np.isnan(born).all():
         return math.nan
-    return float(np.abs(born.sum(axis=0)).max())
+    return float(np.abs(born.sum(axis=0) - charge * np.eye(3)).max())
 
 
 def asr_corrected(born: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (register the subcommands)
     cmd_md,
     cmd_provenance,
     cmd_quickstart,
+    cmd_run,
     cmd_setup,
     cmd_train,
     cmd_validate,

@@ -19,12 +19,14 @@ from aiida import orm
 
 from ionfield.models.active_learning.settings import ActiveLearningSettings
 from ionfield.models.md.settings import MDSettings
+from ionfield.models.pipeline.settings import PipelineSettings
 from ionfield.models.structures.reference import get_reference_structure
 from ionfield.models.train.settings import TrainingSettings
 from ionfield.models.transport.settings import CampaignSettings
 from ionfield.models.validation.settings import ValidationSettings
 from ionfield.workflows.active_learning.workchain import ActiveLearningWorkChain
 from ionfield.workflows.md.workchain import MDWorkChain
+from ionfield.workflows.pipeline.workchain import PipelineWorkChain
 from ionfield.workflows.train.committee import CommitteeWorkChain
 from ionfield.workflows.train.workchain import TrainWorkChain
 from ionfield.workflows.transport.workchain import TransportCampaignWorkChain
@@ -40,6 +42,7 @@ SETTINGS = {
     ActiveLearningWorkChain: {'settings': ActiveLearningSettings, 'training': TrainingSettings},
     TransportCampaignWorkChain: {'settings': CampaignSettings},
     ValidationWorkChain: {'settings': ValidationSettings},
+    PipelineWorkChain: {'settings': PipelineSettings},
 }
 
 
@@ -178,3 +181,12 @@ def test_builders_match_their_stored_expectations(stub_codes, protocol):
         structure, dummy_model(), protocol=protocol, pw_code=stub_codes['pw'], ph_code=stub_codes['ph']
     )
     _check_expected(f'validation-{protocol}', validation)
+    pipeline = PipelineWorkChain.get_builder_from_protocol(
+        {'li3n': structure},
+        train_code=stub_codes['train'],
+        md_code=stub_codes['md'],
+        protocol=protocol,
+        pw_code=stub_codes['pw'],
+        ph_code=stub_codes['ph'],
+    )
+    _check_expected(f'pipeline-{protocol}', pipeline)

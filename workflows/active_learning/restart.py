@@ -67,7 +67,7 @@ def later_label_datasets(node, first: int) -> dict[str, orm.Data]:
     return found
 
 
-def _builder_with_inputs_of(node):
+def builder_with_inputs_of(node):
     """A builder with every input node of ``node``, set port by port.
 
     ``node.get_builder_restart()`` sets whole namespaces at once, and a namespace exposing a CalcJob
@@ -98,7 +98,7 @@ def restart_builder(node, iteration: int | None = None, later_labels: bool = Tru
     if iteration and iteration not in done:
         raise RestartError(f'iteration {iteration} did not finish; finished: {done or "none"} (0: the initial data)')
     kept = [entry for entry in history if entry['iteration'] <= iteration]
-    builder = _builder_with_inputs_of(node)
+    builder = builder_with_inputs_of(node)
     parts = {}
     committee = None
     if kept:

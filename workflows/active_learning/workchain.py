@@ -366,16 +366,19 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
         The share is ``initial_bec_fraction`` for the initial data, where the seed structures go first
         (the unperturbed crystal is the reference every Z* is compared with, and its symmetry makes its
-        DFPT cheap), and ``bec_fraction`` for a selection; any other pick is drawn with the seed.
+        DFPT cheap), and ``bec_fraction`` for a selection; any other pick is drawn with the seed. Frames of
+        more than ``bec_max_atoms`` atoms are never picked (their Born charges come from the small cells).
         """
         s = self.ctx.settings
         keys = sorted(self.ctx.to_label)
+        limit = s.bec_max_atoms
+        eligible = [key for key in keys if limit is None or len(self.ctx.to_label[key].sites) <= limit]
         fraction = s.initial_bec_fraction if self.ctx.label_stage == 'initial' else s.bec_fraction
         n_bec = int(round(fraction * len(keys)))
-        if fraction > 0 and keys:
+        if fraction > 0 and eligible:
             n_bec = max(n_bec, 1)
         rng = np.random.default_rng([s.seed, self.ctx.iteration, 7])
-        ranked = sorted(rng.permutation(keys).tolist(), key=lambda key: not key.endswith('_seed'))
+        ranked = sorted(rng.permutation(eligible).tolist(), key=lambda key: not key.endswith('_seed'))
         bec_keys = set(ranked[:n_bec])
         self.ctx.label_nodes, self.ctx.label_groups = {}, {}
         self.ctx.current['labelled'] = True

@@ -28,7 +28,9 @@ from aiida.common import AttributeDict
 from aiida.engine import ProcessHandlerReport, ToContext, WorkChain, calcfunction, if_, process_handler
 from aiida.plugins import CalculationFactory, GroupFactory, WorkflowFactory
 
+from ionfield.models import keys
 from ionfield.models.labels import qe as qe_labels
+from ionfield.models.structures.defects import formal_charge
 from ionfield.plugins.exit_codes import statuses
 from ionfield.workflows.protocols import ProtocolMixin
 
@@ -270,8 +272,10 @@ def qe_frame(
     scf_parameters: orm.Dict,
     scf_trajectory: orm.TrajectoryData,
     dfpt_parameters: orm.Dict | None = None,
+    tot_charge: orm.Float | None = None,
 ) -> orm.ArrayData:
-    """The frame of ``structure`` from pw.x (and ph.x) outputs, in the project's units and Z* convention."""
+    """The frame of ``structure`` from pw.x (and ph.x) outputs, in the project's units and Z* convention;
+    ``tot_charge``, the net charge of a cell labelled on a compensating background, is kept on the frame."""
     natoms = len(structure.sites)
     labels = {
         'energy': scf_parameters['energy'],
@@ -281,7 +285,10 @@ def qe_frame(
     if dfpt_parameters is not None:
         labels['born_charges'] = qe_labels.born_charges_from_ph(dfpt_parameters['effective_charges_eu'], natoms)
         labels['eps_inf'] = qe_labels.dielectric_from_ph(dfpt_parameters['dielectric_constant'])
-    return frame_node(natoms, scf_parameters.creator.uuid, **labels)
+    node = frame_node(natoms, scf_parameters.creator.uuid, **labels)
+    if tot_charge is not None:
+        node.base.attributes.set(keys.TOT_CHARGE_FLAG, tot_charge.value)
+    return node
 
 
 class QeFrameWorkChain(ProtocolMixin, WorkChain):
@@ -331,6 +338,14 @@ class QeFrameWorkChain(ProtocolMixin, WorkChain):
         spec.input('empty_bands', valid_type=orm.Int, help='Empty bands above the occupied ones to measure the gap.')
         spec.input('pw_options', valid_type=orm.Dict, help='`metadata.options` of the pw.x calculations.')
         spec.input('ph_options', valid_type=orm.Dict, required=False, help='`metadata.options` of ph.x.')
+        spec.input(
+            'oxidation_states',
+            valid_type=orm.Dict,
+            required=False,
+            help='Formal oxidation state per element: a cell whose formal charges do not sum to zero (a charged '
+            'vacancy) is labelled with that net charge on a compensating background (SYSTEM tot_charge), recorded '
+            'on its frame as the flag `tot_charge=<q>`. Absent: every cell is neutral.',
+        )
         spec.input('max_iterations', valid_type=orm.Int, default=lambda: orm.Int(5), help='Restarts per code.')
         spec.input('clean_workdir', valid_type=orm.Bool, default=lambda: orm.Bool(False), help='Clean remote folders.')
         spec.outline(
@@ -386,6 +401,8 @@ class QeFrameWorkChain(ProtocolMixin, WorkChain):
             'max_iterations': orm.Int(values['max_iterations']),
             'clean_workdir': orm.Bool(values['clean_workdir']),
         }
+        if values['oxidation_states']:
+            inputs['oxidation_states'] = orm.Dict({key: float(v) for key, v in values['oxidation_states'].items()})
         if (values['ecutwfc'] is None) != (values['ecutrho'] is None):
             raise ValueError('give both `ecutwfc` and `ecutrho` or neither (then the family recommendation is used)')
         if values['ecutwfc'] is not None:
@@ -429,7 +446,18 @@ class QeFrameWorkChain(ProtocolMixin, WorkChain):
         else:
             self.ctx.cutoffs = list(family.get_recommended_cutoffs(structure=structure, unit='Ry'))
         valence = {kind.name: self.ctx.pseudos[kind.name].z_valence for kind in structure.kinds}
-        nelec = sum(valence[site.kind_name] for site in structure.sites)
+        self.ctx.tot_charge = None
+        if 'oxidation_states' in self.inputs:
+            states = self.inputs.oxidation_states.get_dict()
+            unknown = sorted(set(structure.get_symbols_set()) - set(states))
+            if unknown:
+                return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(
+                    elements=', '.join(unknown), detail='`oxidation_states` gives them no formal oxidation state'
+                )
+            self.ctx.tot_charge = formal_charge(structure.get_ase(), states)
+            if self.ctx.tot_charge:
+                self.report(f'formal charge {self.ctx.tot_charge:+g} e: labelled on a compensating background')
+        nelec = sum(valence[site.kind_name] for site in structure.sites) - (self.ctx.tot_charge or 0.0)
         self.ctx.nelec = nelec
         even = abs(nelec / 2 - round(nelec / 2)) < 1e-6
         self.ctx.odd_electrons = not even
@@ -443,6 +471,8 @@ class QeFrameWorkChain(ProtocolMixin, WorkChain):
         parameters = self.inputs.pw_parameters.get_dict()
         system = parameters.setdefault('SYSTEM', {})
         system['ecutwfc'], system['ecutrho'] = self.ctx.cutoffs
+        if self.ctx.tot_charge:
+            system['tot_charge'] = self.ctx.tot_charge
         parameters.setdefault('ELECTRONS', {})['conv_thr'] = self.inputs.conv_thr_per_atom.value * self.ctx.natoms
         fixed = self.inputs.bec.value and not self.ctx.metal
         if self.inputs.bec.value:  # empty bands to measure the gap, smeared or not
@@ -572,6 +602,8 @@ class QeFrameWorkChain(ProtocolMixin, WorkChain):
         dfpt_error = self.ctx.get('dfpt_error')
         if self.should_run_dfpt() and dfpt_error is None:
             inputs['dfpt_parameters'] = self.ctx.dfpt.outputs.output_parameters
+        if self.ctx.tot_charge is not None:
+            inputs['tot_charge'] = orm.Float(self.ctx.tot_charge)
         self.out('frame', qe_frame(**inputs))
         if self.inputs.clean_workdir.value:
             self._clean_workdirs()

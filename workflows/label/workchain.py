@@ -22,7 +22,7 @@ from aiida.engine import WorkChain, calcfunction, while_
 from aiida.plugins import WorkflowFactory
 
 from ionfield.models.data import Dataset, Frame, asr_violation
-from ionfield.models.keys import ASR_FLAG, SOURCE_UUID
+from ionfield.models.keys import ASR_FLAG, SOURCE_UUID, TOT_CHARGE_FLAG
 from ionfield.models.structures.checks import analyse_structure
 from ionfield.plugins.data.dataset import DatasetData
 from ionfield.plugins.exit_codes import exit_code_name
@@ -59,6 +59,9 @@ def assemble_dataset(asr_threshold: orm.Float, outcomes: orm.Dict, **nodes) -> d
         frame_node = nodes.get(f'frame_{key}')
         if frame_node is not None:
             structure = nodes[f'structure_{key}'].get_ase()
+            charge = frame_node.base.attributes.get(TOT_CHARGE_FLAG, None)
+            if charge is not None:
+                outcome['flags'] = [*outcome.get('flags', []), f'{TOT_CHARGE_FLAG}={charge:g}']
             frame = Frame(
                 numbers=structure.numbers,
                 positions=structure.positions,
@@ -68,7 +71,7 @@ def assemble_dataset(asr_threshold: orm.Float, outcomes: orm.Dict, **nodes) -> d
                 source_uuid=frame_node.base.attributes.get(SOURCE_UUID, ''),
                 **{name: frame_node.get_array(name) for name in frame_node.get_arraynames()},
             )
-            violation = asr_violation(frame.born_charges)
+            violation = asr_violation(frame.born_charges, charge or 0.0)
             if violation > asr_threshold.value:
                 frame = frame.replace(flags=frame.flags | {ASR_FLAG})
             outcome['asr_violation'] = None if math.isnan(violation) else violation

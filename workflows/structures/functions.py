@@ -23,11 +23,12 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
-from ionfield.models.structures import sampling
+from ionfield.models.structures import defects, sampling
 
 __all__ = (
     'EXIT_INVALID_SAMPLING_PARAMETERS',
     'EXIT_UNREADABLE_STRUCTURE_FILE',
+    'make_defect_cell',
     'make_supercell',
     'random_strains',
     'rattle_structure',
@@ -60,6 +61,26 @@ def make_vacancies(structure: orm.StructureData, species: orm.Str, count: orm.In
     except ValueError as exception:
         return EXIT_INVALID_SAMPLING_PARAMETERS.format(detail=str(exception))
     return _structure(atoms, f'{_base_label(structure)} {count.value} {species.value} vacancy')
+
+
+@calcfunction
+def make_defect_cell(structure: orm.StructureData, defect: orm.Dict, seed: orm.Int, **kwargs) -> dict | ExitCode:
+    """``cell``: ``structure`` with the defect of ``defect`` (``DefectSpec`` as a dict), sites drawn with ``seed``;
+    ``defect``: what was done, the formal oxidation states and the cell's net charge (the DFT ``tot_charge``).
+
+    An optional ``oxidation_states`` Dict fixes the formal states; otherwise pymatgen guesses them.
+    """
+    given = kwargs['oxidation_states'].get_dict() if 'oxidation_states' in kwargs else None
+    try:
+        spec = defects.DefectSpec(**defect.get_dict())
+        atoms = defects.make_defect(structure.get_ase(), spec, seed.value, given)
+    except (TypeError, ValueError) as exception:
+        return EXIT_INVALID_SAMPLING_PARAMETERS.format(detail=str(exception))
+    record = dict(atoms.info['defect'])
+    record['oxidation_states'] = atoms.info['oxidation_states']
+    base = _base_label(structure)
+    name = 'perfect' if spec.mode == 'none' else f'{spec.mode} {spec.count} {spec.species}'
+    return {'cell': _structure(atoms, f'{base} {name} (q {record["charge"]:+g})'), 'defect': orm.Dict(record)}
 
 
 @calcfunction

@@ -53,7 +53,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
     def get_builder_from_protocol(
         cls,
         structure: orm.StructureData,
-        model: ModelData,
+        model: ModelData | None,
         *,
         protocol: str | None = None,
         overrides: dict | None = None,
@@ -77,7 +77,8 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         )
         builder = cls.get_builder()
         builder.structure = structure
-        builder.model = model
+        if model is not None:  # a pipeline gives the model once it is trained
+            builder.model = model
         builder.settings = orm.Dict(ValidationSettings.from_dict(values['settings']).to_dict())
         builder.label.engine = label.engine
         builder.label[engine] = label[engine]

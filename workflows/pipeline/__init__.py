@@ -1,0 +1,1 @@
+"""The pipeline (``ionfield run``): check -> active learning on the campaign systems -> validation -> campaign."""
