@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install aiida-ionfield and everything it needs on a fresh Debian/Ubuntu machine, then run one thing:
 #
-#   bash setup_profiles/install.sh main    # + set up the laptop profile and run the main job (Li3N)
+#   bash setup_profiles/install.sh main    # + set up the laptop profile and run the main job (ionfield run, Li3N)
 #   bash setup_profiles/install.sh tests   # + dev tools, then lint, the whole test-suite and the docs build
 #   bash setup_profiles/install.sh         # install only
 #
@@ -61,7 +61,7 @@ main)
     say "laptop profile '$PROFILE' (SQLite + built-in ZeroMQ broker, daemon), then the main job"
     ionfield setup laptop --profile "$PROFILE"
     ionfield doctor --profile "$PROFILE"
-    ionfield quickstart --profile "$PROFILE"
+    ionfield run alpha-Li3N --protocol fast --profile "$PROFILE" --wait 36000 -o "$ROOT/li3n_pipeline.html"
     ;;
 tests)
     cd "$ROOT"

@@ -8,12 +8,11 @@ passes the nodes' contents.
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ionfield.models.transport.report import STYLE, _number, _table
+from ionfield.models.transport.report import STYLE, _number, _table, image_sections
 
 from .references import IN_PLANE
 
@@ -232,10 +231,6 @@ def pipeline_html(
         parts.append('<h2>Published values</h2>')
         for name, rows in sorted(comparisons.items()):
             parts += [f'<h3>{html.escape(name)}</h3>', _comparison_table(rows)]
-    for name, content in (images or {}).items():
-        encoded = base64.b64encode(content).decode()
-        parts.append(
-            f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
-        )
+    parts += image_sections(images)
     parts.append('</body></html>')
     return '\n'.join(parts)

@@ -53,6 +53,17 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence], text_columns: int =
     return f'<table><tr>{head}</tr>{"".join(body)}</table>'
 
 
+def image_sections(images: Mapping[str, bytes] | None) -> list[str]:
+    """One heading and embedded PNG (base64) per figure, so that a report is one self-contained file."""
+    sections = []
+    for name, content in (images or {}).items():
+        encoded = base64.b64encode(content).decode()
+        sections.append(
+            f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
+        )
+    return sections
+
+
 def _conditions_table(conditions: Sequence[dict]) -> str:
     rows = []
     for c in sorted(conditions, key=lambda c: (c['structure'], c['temperature_K'], c['field_magnitude_V_per_A'])):
@@ -227,11 +238,7 @@ def html_report(
         rows = [[html.escape(str(f.get('key'))), html.escape(str(f.get('message')))] for f in summary['failures']]
         parts.append(_table(['condition', 'what happened'], rows, text_columns=2))
 
-    for name, content in (images or {}).items():
-        encoded = base64.b64encode(content).decode()
-        parts.append(
-            f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
-        )
+    parts += image_sections(images)
     parts.append('</body></html>')
     return '\n'.join(parts)
 

@@ -18,7 +18,7 @@ from .defaults import label_overrides, max_concurrent_labels, qe_codes
 from .launch import submit_and_wait
 from .params import load_dataset, load_process
 from .root import cli
-from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
+from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code, parse_key_values
 
 
 @cli.command('run')
@@ -39,6 +39,14 @@ from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
 @click.option(
     '--dataset', 'dataset_id', default=None, help='Start from this DatasetData (e.g. `ionfield dataset import`).'
 )
+@click.option(
+    '--set',
+    'values',
+    multiple=True,
+    metavar='KEY=VALUE',
+    help='Any key of the pipeline protocol, dotted (YAML values), e.g. active_learning.settings.max_iterations=2 or '
+    'campaign.settings.replicas=4.',
+)
 @click.option('--override-validation', is_flag=True, help='Run the campaign even when validation fails (reported).')
 @click.option(
     '--restart', 'restart_id', default=None, help='Go on with this PipelineWorkChain from its last finished stage.'
@@ -50,7 +58,7 @@ from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
 @click.option('-o', '--output', default=None, type=click.Path(path_type=Path), help='Report file (with --wait).')
 @PROFILE_OPTION
 def cmd_run(
-    structures, protocol, dataset_id, override_validation, restart_id, dry_run, wait_s, output, profile, **given
+    structures, protocol, dataset_id, values, override_validation, restart_id, dry_run, wait_s, output, profile, **given
 ):
     """Explore, validate and simulate STRUCTURE... (files or reference names such as alpha-Li3N).
 
@@ -73,8 +81,10 @@ def cmd_run(
         settings['override_validation'] = True
 
     if restart_id is not None:
-        if structures:
-            raise click.UsageError('--restart goes on with the structures of the earlier run: give no STRUCTURE')
+        if structures or values:
+            raise click.UsageError(
+                '--restart goes on with the structures and protocol of the earlier run: give no STRUCTURE or --set'
+            )
         from ionfield.workflows.pipeline.restart import RestartError, restart_builder
 
         node = load_process(restart_id, PipelineWorkChain, param_hint='--restart')
@@ -86,28 +96,28 @@ def cmd_run(
     else:
         if not structures:
             raise click.UsageError('give at least one STRUCTURE (a file or a reference name), or --restart PK')
+        from ionfield.workflows.protocols import recursive_merge
+
+        pairs = parse_key_values(values, '--set')
         try:
-            defaults = PipelineWorkChain.get_protocol_inputs(protocol)
-            merged = {**defaults['settings'], **settings}
-            PipelineSettings.from_dict(merged)
+            defaults = PipelineWorkChain.get_protocol_inputs(protocol, pairs)
+            PipelineSettings.from_dict({**defaults['settings'], **settings})
         except ValueError as exception:
-            raise click.BadParameter(str(exception), param_hint='--protocol / settings') from exception
+            raise click.BadParameter(str(exception), param_hint='--protocol / --set / settings') from exception
         built = build_structures(list(structures), None, 0, 0.0, 0)
         references = _references(structures, built)
         concurrency = max_concurrent_labels()
-        stage_overrides = {}
+        overrides = recursive_merge(pairs, {'settings': settings})
         if concurrency:
             for stage in ('active_learning', 'validation'):
-                stage_overrides[stage] = {**defaults[stage], 'max_concurrent_labels': concurrency}
-        if dataset_id:
-            stage_overrides.setdefault('active_learning', dict(defaults['active_learning']))
+                overrides[stage] = {**defaults[stage], 'max_concurrent_labels': concurrency}
         try:
             builder = PipelineWorkChain.get_builder_from_protocol(
                 built,
                 train_code=load_runner_code(None, 'ionfield-train', 'ionfield.train'),
                 md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
                 protocol=protocol,
-                overrides={'settings': settings, **stage_overrides},
+                overrides=overrides,
                 label_overrides=label_overrides(),
                 references=references,
                 **qe_codes(loaded.name),

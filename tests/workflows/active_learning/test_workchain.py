@@ -313,3 +313,23 @@ def test_a_seed_the_engine_cannot_label_is_refused(campaign, monkeypatch):
     assert 'pseudo family `no-such-family` is not installed' in al.validate_inputs(inputs)
     inputs['structures'] = {}
     assert 'no seed structures' in al.validate_inputs(inputs)
+
+
+def test_born_charges_go_only_to_cells_dft_can_afford(campaign):
+    """``bec_max_atoms``: a 16-atom seed and its rattles get E/F/S; the 4-atom cells get the DFPT share."""
+    from ionfield.models.structures.sampling import make_supercell
+
+    values = campaign(initial_bec_fraction=1.0, bec_max_atoms=4, max_iterations=1, final_training=False)
+    values['structures']['big'] = structure('ok', make_supercell(get_reference_structure('alpha-Li3N'), [2, 2, 1]))
+    _, node = run_get_node(MockedActiveLearningWorkChain, **values)
+    assert node.is_finished_ok, node.exit_message
+    labelled = {
+        link.link_label: link.node
+        for link in node.base.links.get_outgoing().all()
+        if link.link_label.startswith('label_initial_')
+    }
+    with_bec = labelled['label_initial_bec'].inputs.structures
+    without = labelled['label_initial_plain'].inputs.structures
+    assert {len(s.sites) for s in with_bec.values()} == {4}
+    assert {len(s.sites) for s in without.values()} == {16}
+    assert len(with_bec) == 3 and len(without) == 3  # each seed with its 2 rattles
