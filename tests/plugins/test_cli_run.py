@@ -28,7 +28,7 @@ def profile_codes(aiida_profile, train_code, md_code, qe_engine):
         (('alpha-Li3N', '--set', 'no_such=1'), 'no_such'),
         (('alpha-Li3N', '--defect', 'frenkel', '--explore-supercell', '1x1x1'), 'Frenkel pair'),
         (('alpha-AgI', '--protocol', 'fast'), 'has no Li, the mobile species'),
-        (('alpha-Li3N', '--set', 'campaign.settings.temperatures_K=[500, 1200]'), 'above the highest explored'),
+        (('alpha-Li3N', '--set', 'active_learning.settings.fields=[[0, 0, 0]]'), 'no field along that direction'),
         (('alpha-Li3N', '--set', 'active_learning.settings.temperatures_K=[300]'), 'above the highest explored'),
         (
             (

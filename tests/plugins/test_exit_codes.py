@@ -25,6 +25,7 @@ RANGES = {
     'ionfield.active_learning': range(600, 700),
     'ionfield.campaign': range(700, 800),
     'ionfield.validation': range(800, 900),
+    'ionfield.pipeline': range(900, 1000),
 }
 
 
