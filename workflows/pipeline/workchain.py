@@ -21,12 +21,19 @@ committee, dataset and history, finished validation tables).
 
 from __future__ import annotations
 
+import math
+
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_
 
 from ionfield.models.active_learning.settings import ActiveLearningInputError, ActiveLearningSettings
-from ionfield.models.pipeline.settings import PipelineInputError, PipelineSettings, coverage_problems
-from ionfield.models.structures.defects import DefectError, make_defect
+from ionfield.models.pipeline.settings import (
+    PipelineInputError,
+    PipelineSettings,
+    coverage_problems,
+    exploration_grid,
+)
+from ionfield.models.structures.defects import DefectError, make_defect, oxidation_states
 from ionfield.models.structures.sampling import make_supercell as supercell_atoms
 from ionfield.models.transport.settings import CampaignInputError, CampaignSettings
 from ionfield.plugins.calculations.validation import settings_validator
@@ -43,9 +50,6 @@ from ionfield.workflows.validation.workchain import ValidationWorkChain
 from .functions import pipeline_report
 
 __all__ = ('PipelineWorkChain',)
-
-#: Stages in order, as named in the ``stages`` output and by ``ionfield run --restart``.
-STAGES = ('check', 'systems', 'active_learning', 'validation', 'campaign')
 
 
 def _settings(inputs) -> PipelineSettings:
@@ -110,7 +114,7 @@ def validate_inputs(inputs, _ctx=None):
     if has_field and no_dataset and explore.initial_bec_fraction == 0 and explore.bec_fraction == 0:
         return 'the campaign applies a field but the DFPT budget is zero (initial_bec_fraction = bec_fraction = 0)'
     if has_field and explore.bec_max_atoms is not None and not settings.explore_primitive:
-        natoms = min(len(s.sites) * int(_product(settings.explore_cell)) for s in structures.values())
+        natoms = min(len(s.sites) * math.prod(settings.explore_cell) for s in structures.values())
         if natoms > explore.bec_max_atoms and no_dataset:
             return (
                 f'the campaign applies a field but no explored cell is small enough for DFPT (bec_max_atoms '
@@ -132,13 +136,6 @@ def _copy_inputs(target, values: dict, exclude=()) -> None:
             _copy_inputs(target[key], value)
         else:
             target[key] = value
-
-
-def _product(values) -> int:
-    result = 1
-    for value in values:
-        result *= int(value)
-    return result
 
 
 def _span(node) -> float:
@@ -290,9 +287,6 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         ``overrides`` may set any key of the pipeline protocol (``settings``, ``*_protocol``, and the stage overrides
         ``active_learning``, ``validation``, ``campaign``); ``engine_arguments`` go to the labelling engine.
         """
-        from ionfield.models.pipeline.settings import exploration_grid
-        from ionfield.models.structures.defects import oxidation_states
-
         values = cls.get_protocol_inputs(protocol, overrides)
         settings = PipelineSettings.from_dict(values['settings'])
         campaign_values = TransportCampaignWorkChain.get_protocol_inputs(
