@@ -23,13 +23,15 @@ MDWorkChain = WorkflowFactory('ionfield.md.base')
 
 
 class FakeMD(WorkChain):
-    """``MDWorkChain``'s inputs; outputs from :meth:`make_outputs`; ``ERROR_MD_FAILED`` for a label in ``failing``.
+    """``MDWorkChain``'s inputs; outputs from :meth:`make_outputs`; ``ERROR_MD_FAILED`` for a label in ``failing``,
+    the outputs and ``STOPPED_CLOSE_CONTACT`` for one in ``stopping``.
 
-    A subclass sets ``failing`` (a set the tests fill; a run fails when its label ends with one of them) and
-    ``make_outputs`` (usually a calcfunction, so the outputs have provenance).
+    A subclass sets ``failing`` and ``stopping`` (sets the tests fill; a run matches when its label ends with one
+    of them) and ``make_outputs`` (usually a calcfunction, so the outputs have provenance).
     """
 
     failing: ClassVar[set[str]] = set()
+    stopping: ClassVar[set[str]] = set()
 
     @classmethod
     def define(cls, spec):
@@ -40,11 +42,14 @@ class FakeMD(WorkChain):
         spec.output('uncertainty', valid_type=orm.ArrayData, required=False)
         spec.output('summary', valid_type=orm.Dict, required=False)
         spec.exit_code(502, 'ERROR_MD_FAILED', message='fake failure')
+        spec.exit_code(511, 'STOPPED_CLOSE_CONTACT', message='stopped on a close contact: {message}')
 
     def fake(self):
         if any(self.node.label.endswith(label) for label in self.failing):
             return self.exit_codes.ERROR_MD_FAILED
         self.out_many(self.make_outputs(self.inputs.md))
+        if any(self.node.label.endswith(label) for label in self.stopping):
+            return self.exit_codes.STOPPED_CLOSE_CONTACT.format(message='Li-Li 0.61 Å at step 40')
         return None
 
     def make_outputs(self, md) -> dict:

@@ -180,6 +180,16 @@ def _comparison_table(rows: Sequence[dict]) -> str:
     return _table(('species', 'quantity', 'direction', 'published', 'this pipeline', 'source', 'note'), body, 3)
 
 
+def _absent(stages: Sequence[Mapping], stage: str) -> str:
+    """What stands in a part the stage gave no results for: why (its failure), or that it was not reached."""
+    entries = [s for s in stages if s['stage'] == stage and s['status'] == 'failed']
+    if not entries:
+        return '<p class="note">Not reached.</p>'
+    entry = entries[-1]
+    process = f' ({html.escape(entry["process"])})' if entry.get('process') else ''
+    return f'<p class="warn">The stage failed{process}: {html.escape(entry.get("message", ""))}</p>'
+
+
 def pipeline_html(
     title: str,
     stages: Sequence[Mapping],
@@ -213,20 +223,20 @@ def pipeline_html(
             parts.append(f'<p>Stopped: {html.escape(stop["stop_reason"])}: {html.escape(stop["message"])}</p>')
         parts.append(_table(HISTORY_HEADERS, history_rows(history)))
     else:
-        parts.append('<p class="note">Not reached.</p>')
+        parts.append(_absent(stages, 'active_learning'))
     parts.append('<h2>Validation against DFT</h2>')
     if validation:
         for name, table in sorted(validation.items()):
             parts += [f'<h3>{html.escape(name)}</h3>', _validation_table(table)]
     else:
-        parts.append('<p class="note">Not reached.</p>')
+        parts.append(_absent(stages, 'validation'))
     parts.append('<h2>Transport</h2>')
     if campaign:
         parts.append(_transport_tables(campaign))
         for warning in campaign.get('warnings', [])[:20]:
             parts.append(f'<p class="warn">{html.escape(warning)}</p>')
     else:
-        parts.append('<p class="note">Not reached.</p>')
+        parts.append(_absent(stages, 'campaign'))
     if comparisons:
         parts.append('<h2>Published values</h2>')
         for name, rows in sorted(comparisons.items()):

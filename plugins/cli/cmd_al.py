@@ -12,7 +12,7 @@ import click
 
 from .cmd_label import build_structures, parse_mesh
 from .cmd_train import load_train_code
-from .defaults import label_overrides, max_concurrent_labels, qe_codes
+from .defaults import label_overrides, max_concurrent_labels, max_concurrent_md, qe_codes
 from .launch import submit_and_wait
 from .params import load_dataset, load_process
 from .root import cli
@@ -115,6 +115,8 @@ def cmd_al_run(
         overrides['label_protocol'] = label_protocol
     if max_concurrent_labels() is not None:
         overrides['max_concurrent_labels'] = max_concurrent_labels()
+    if max_concurrent_md() is not None:
+        overrides['max_concurrent_md'] = max_concurrent_md()
     nodes = build_structures(structures, parse_mesh(supercell), 0, 0.0, 0)
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         nodes,

@@ -32,6 +32,14 @@ def cmd_campaign():
     """Transport campaigns: field MD over T x E x replicas, then D*, conductivity, Arrhenius, drift."""
 
 
+def _concurrency(given: int | None) -> dict:
+    """The ``max_concurrent_md`` override: the option if given, else a laptop's slots, else the protocol's."""
+    from .defaults import max_concurrent_md
+
+    value = given if given is not None else max_concurrent_md()
+    return {} if value is None else {'max_concurrent_md': value}
+
+
 def build_campaign_settings(values: tuple[str, ...], base: dict | None = None, **options) -> dict:
     from ionfield.models.transport.settings import CampaignSettings
 
@@ -61,6 +69,13 @@ def build_campaign_settings(values: tuple[str, ...], base: dict | None = None, *
 @click.option('--set', 'values', multiple=True, metavar='KEY=VALUE', help='Any campaign setting (YAML values).')
 @click.option('--code', 'code_label', default=None, help='ionfield-md code (default: the one `ionfield setup` made).')
 @click.option('--walltime', default=3600, show_default=True, type=click.IntRange(60), help='Seconds per MD run.')
+@click.option(
+    '--max-concurrent',
+    type=click.IntRange(0),
+    default=None,
+    help='MD runs at a time (0: all; a scheduler queues them). Default: the cores of a laptop profile, else the '
+    "protocol's value (0).",
+)
 @job_options
 @click.option('--wait', 'wait_s', default=0.0, type=float, help='Wait this many seconds, then write the report.')
 @click.option('-o', '--output', default=None, type=click.Path(path_type=Path), help='Report folder (with --wait).')
@@ -74,6 +89,7 @@ def campaign_run(
     values,
     code_label,
     walltime,
+    max_concurrent,
     partition,
     account,
     qos,
@@ -111,7 +127,7 @@ def campaign_run(
         built,
         **{'committee' if isinstance(model, CommitteeData) else 'model': model},
         protocol=protocol,
-        overrides={'settings': settings},
+        overrides={'settings': settings, **_concurrency(max_concurrent)},
         options=job_metadata_options(code, walltime, **request),
     )
     problem = validate_inputs(builder._inputs(prune=True))
@@ -121,10 +137,11 @@ def campaign_run(
     if not parsed.has_zero_field:
         click.secho('warning: no E = 0 control among the fields: no Arrhenius fit, no enhancement ratio', fg='yellow')
     runs = len(built) * len(parsed.runs()) * parsed.replicas
+    at_once = builder.md.max_concurrent.value
     submit_and_wait(
         builder,
         wait_s,
-        describe=f' ({runs} MD runs)',
+        describe=f' ({runs} MD runs, {at_once or "all"} at a time)',
         report=lambda node: _write_report(node, output or Path(f'campaign_{node.pk}')),
         poll=5.0,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from .defaults import label_overrides, qe_codes
+from .defaults import label_overrides, max_concurrent_md, qe_codes
 from .launch import finish, submit
 from .root import cli
 from .utils import PROFILE_OPTION, load_profile_or_fail, load_runner_code
@@ -55,12 +55,15 @@ def cmd_quickstart(profile, max_iterations, bec_fraction, timeout):
     )
 
     given = {'max_iterations': max_iterations, 'bec_fraction': bec_fraction}
+    overrides = {'settings': {key: value for key, value in given.items() if value is not None}}
+    if max_concurrent_md() is not None:
+        overrides['max_concurrent_md'] = max_concurrent_md()
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         {'li3n': structure},
         train_code=load_runner_code(None, 'ionfield-train', 'ionfield.train'),
         md_code=load_runner_code(None, 'ionfield-md', 'ionfield.md'),
         protocol=QUICKSTART_PROTOCOL,
-        overrides={'settings': {key: value for key, value in given.items() if value is not None}},
+        overrides=overrides,
         label_overrides=label_overrides(),
         **qe_codes(loaded.name),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .cmd_label import build_structures, parse_mesh
-from .defaults import label_overrides, max_concurrent_labels, qe_codes
+from .defaults import label_overrides, max_concurrent_labels, max_concurrent_md, qe_codes
 from .launch import submit_and_wait
 from .params import load_dataset, load_process
 from .root import cli
@@ -111,6 +111,10 @@ def cmd_run(
         if concurrency:
             for stage in ('active_learning', 'validation'):
                 overrides[stage] = {**defaults[stage], 'max_concurrent_labels': concurrency}
+        md_slots = max_concurrent_md()
+        if md_slots:
+            for stage in ('active_learning', 'campaign'):
+                overrides[stage] = {**overrides.get(stage, defaults[stage]), 'max_concurrent_md': md_slots}
         try:
             builder = PipelineWorkChain.get_builder_from_protocol(
                 built,

@@ -45,3 +45,26 @@ def label_overrides() -> dict:
 def max_concurrent_labels() -> int | None:
     """1 on a laptop profile (one DFT job at a time on a few cores); ``None`` elsewhere (the protocol's value)."""
     return 1 if profile_settings().get('kind') == 'laptop' else None
+
+
+#: Resident memory of one MD process of the laptop campaign (18 processes: 8 GB), rounded up.
+MD_PROCESS_BYTES = 2**30
+
+
+def max_concurrent_md() -> int | None:
+    """MD runs at a time on a laptop profile: one per core (each runs one thread), fewer when memory is short;
+    ``None`` elsewhere (the protocol's value: a scheduler queues the runs itself)."""
+    if profile_settings().get('kind') != 'laptop':
+        return None
+    return machine_md_slots()
+
+
+def machine_md_slots() -> int:
+    """How many one-thread MD processes this computer holds: its cores, bounded by available memory."""
+    import os
+
+    import psutil
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    by_memory = psutil.virtual_memory().available // MD_PROCESS_BYTES
+    return max(1, min(cores, by_memory))

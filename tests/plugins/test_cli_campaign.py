@@ -7,7 +7,10 @@ Bad inputs fail before anything is submitted; the built inputs are checked with 
 from __future__ import annotations
 
 import json
+import os
+import types
 
+import psutil
 import pytest
 from aiida import orm
 
@@ -79,11 +82,14 @@ def test_campaign_run_builds_inputs(models, md_code, submitted):  # noqa: F811
         '3',
         '--steps',
         '5000',
+        '--max-concurrent',
+        '2',
     )
     assert result.exit_code == 0, result.output
     assert 'no E = 0 control' in result.output
-    assert 'submitted TransportCampaignWorkChain<-1> (12 MD runs)' in result.output
+    assert 'submitted TransportCampaignWorkChain<-1> (12 MD runs, 2 at a time)' in result.output
     (inputs,) = submitted
+    assert inputs['md']['max_concurrent'].value == 2
     settings = inputs['settings'].get_dict()
     assert settings['temperatures_K'] == [500.0, 700.0] and settings['fields'] == [[0.1, 0.0, 0.0]]
     assert settings['bec_modes'] == ['full', 'diagonal'] and settings['replicas'] == 3
@@ -91,6 +97,21 @@ def test_campaign_run_builds_inputs(models, md_code, submitted):  # noqa: F811
     assert structure.get_formula() == 'Li23N8'  # 2x2x2 alpha-Li3N minus one Li
     assert structure.creator.process_label == 'make_vacancies'
     assert inputs['committee'].pk == committee.pk
+
+
+def test_a_laptop_runs_no_more_md_at_once_than_it_has_cores(monkeypatch):
+    """18 runs on a 2-core laptop profile: 2 at a time (one thread each), fewer when memory is short."""
+    from ionfield.plugins.cli import defaults
+
+    monkeypatch.setattr(defaults, 'profile_settings', lambda: {'kind': 'laptop'})
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda _pid: {0, 1})
+    memory = types.SimpleNamespace(available=8 * defaults.MD_PROCESS_BYTES)
+    monkeypatch.setattr(psutil, 'virtual_memory', lambda: memory)
+    assert defaults.max_concurrent_md() == 2
+    memory.available = defaults.MD_PROCESS_BYTES // 2
+    assert defaults.max_concurrent_md() == 1
+    monkeypatch.setattr(defaults, 'profile_settings', lambda: {'kind': 'server'})
+    assert defaults.max_concurrent_md() is None  # the protocol's value: the scheduler queues the runs
 
 
 def test_campaign_report_needs_a_campaign(aiida_profile):

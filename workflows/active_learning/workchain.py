@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
-from aiida.plugins import CalculationFactory
 
 from ionfield.models.active_learning.convergence import CONTINUE, MAX_ITERATIONS, ConvergenceCriterion
 from ionfield.models.active_learning.settings import ActiveLearningInputError, ActiveLearningSettings
@@ -46,8 +45,6 @@ from ionfield.workflows.structures.functions import random_strains, rattle_struc
 from ionfield.workflows.train.committee import CommitteeWorkChain
 
 from .functions import calibrate_committee, merge_datasets, select_frames
-
-MDCalculation = CalculationFactory('ionfield.md')
 
 __all__ = ('ActiveLearningWorkChain',)
 
@@ -194,21 +191,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             exclude=('member.train.dataset', 'parent_committee'),
             namespace_options={'help': 'CommitteeWorkChain inputs (code, size, training settings) of every training.'},
         )
-        spec.expose_inputs(
-            MDCalculation,
-            namespace='md',
-            include=('code', 'compiled'),
-            namespace_options={
-                'help': 'MDCalculation inputs shared by every exploration run (code, options).',
-                'validator': None,  # the structure and the committee come from the loop
-            },
-        )
-        spec.input(
-            'md.options',
-            valid_type=orm.Dict,
-            required=False,
-            help='`metadata.options` of every MDCalculation (resources, max_wallclock_seconds, queue, ...).',
-        )
+        md_grid.define_inputs(spec, 'exploration')
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
@@ -222,6 +205,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 cls.train,
                 cls.inspect_train,
                 cls.explore,
+                while_(cls.md_queued)(cls.run_md),
                 cls.inspect_explore,
                 cls.select,
                 if_(cls.should_label)(
@@ -303,6 +287,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         builder.committee.size = orm.Int(values['committee_size'])
         builder.committee.base_seed = orm.Int(settings['seed'])
         builder.md.code = md_code
+        builder.md.max_concurrent = orm.Int(values['max_concurrent_md'])
         return builder
 
     # --- set-up ---------------------------------------------------------------------------------------
@@ -511,9 +496,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                     )
                 )
                 self.ctx.md_tasks[task] = {'temperature_K': temperature, 'field': list(field), 'key': runs[-1].key}
-        futures = md_grid.launch(self, runs)
-        self.report(f'iteration {self.ctx.iteration}: {len(futures)} MD run(s) launched')
-        return ToContext(**futures)
+        md_grid.enqueue(self, runs)
+        self.report(f'iteration {self.ctx.iteration}: {len(runs)} MD run(s) to run')
+
+    def md_queued(self):
+        return md_grid.has_queued(self)
+
+    def run_md(self):
+        """Launch the next wave of exploration runs (``md.max_concurrent`` at a time); the loop waits for it."""
+        return ToContext(**md_grid.launch_next(self))
 
     def inspect_explore(self):
         usable, failures = {}, []

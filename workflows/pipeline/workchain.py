@@ -333,6 +333,7 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         _copy_inputs(builder.validation, validation._inputs(prune=True), exclude=('structure', 'model'))
         builder.campaign.settings = orm.Dict(campaign.to_dict())
         builder.campaign.md.code = md_code
+        builder.campaign.md.max_concurrent = orm.Int(campaign_values['max_concurrent_md'])
         if md_options:
             builder.campaign.md.options = orm.Dict(md_options)
             builder.active_learning.md.options = orm.Dict(md_options)

@@ -15,8 +15,7 @@ analysed with a warning. Exit codes 700-709.
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain
-from aiida.plugins import CalculationFactory
+from aiida.engine import ToContext, WorkChain, while_
 
 from ionfield.models.transport.condition import condition_key
 from ionfield.models.transport.replicas import TransportInputError
@@ -27,8 +26,6 @@ from ionfield.workflows.md import grid as md_grid
 from ionfield.workflows.protocols import ProtocolFile, ProtocolMixin
 
 from .functions import analyse_replicas, campaign_report
-
-MDCalculation = CalculationFactory('ionfield.md')
 
 
 def validate_inputs(inputs, _ctx=None):
@@ -80,6 +77,7 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
             builder.committee = committee
         builder.settings = orm.Dict(CampaignSettings.from_dict(values['settings']).to_dict())
         builder.md.code = code
+        builder.md.max_concurrent = orm.Int(values['max_concurrent_md'])
         if options:
             builder.md.options = orm.Dict(options)
         return builder
@@ -108,20 +106,17 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
             help='CampaignSettings: temperatures_K, fields (V/Å), bec_modes, replicas, steps, timestep_fs, '
             'trajectory_every, equilibration_fs, seed, md_overrides, analysis options, min_success_fraction.',
         )
-        spec.expose_inputs(
-            MDCalculation,
-            namespace='md',
-            include=('code', 'compiled'),
-            namespace_options={'help': 'MDCalculation inputs of every run (code, compiled).', 'validator': None},
-        )
-        spec.input(
-            'md.options',
-            valid_type=orm.Dict,
-            required=False,
-            help='`metadata.options` of every MDCalculation (resources, max_wallclock_seconds, queue, ...).',
-        )
+        md_grid.define_inputs(spec, 'campaign')
         spec.inputs.validator = validate_inputs
-        spec.outline(cls.setup, cls.run_md, cls.inspect_md, cls.analyse, cls.report_campaign, cls.finalize)
+        spec.outline(
+            cls.setup,
+            cls.plan_md,
+            while_(cls.md_queued)(cls.run_md),
+            cls.inspect_md,
+            cls.analyse,
+            cls.report_campaign,
+            cls.finalize,
+        )
 
         spec.output_namespace('analysis', valid_type=orm.Dict, dynamic=True, help='Numbers of each condition.')
         spec.output_namespace('msd', valid_type=orm.ArrayData, dynamic=True, help='MSD curves of each condition.')
@@ -148,7 +143,8 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
         if not self.ctx.settings.has_zero_field:
             self.report('warning: no E = 0 control in `fields`: no Arrhenius fit and no field-enhancement ratio')
 
-    def run_md(self):
+    def plan_md(self):
+        """Every run of the grid, in the queue that ``run_md`` launches in waves of ``md.max_concurrent``."""
         s = self.ctx.settings
         runs, self.ctx.conditions = [], {}
         drive = {'model': self.inputs.model} if 'model' in self.inputs else {'committee': self.inputs.committee}
@@ -171,12 +167,17 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
                             driver=drive,
                         )
                     )
-        futures = md_grid.launch(self, runs)
-        self.report(f'{len(futures)} MD run(s) launched for {len(self.ctx.conditions)} condition(s)')
-        return ToContext(**futures)
+        md_grid.enqueue(self, runs)
+        self.report(f'{len(runs)} MD run(s) for {len(self.ctx.conditions)} condition(s)')
+
+    def md_queued(self):
+        return md_grid.has_queued(self)
+
+    def run_md(self):
+        return ToContext(**md_grid.launch_next(self))
 
     def inspect_md(self):
-        self.ctx.usable = {}
+        self.ctx.usable, self.ctx.stops = {}, {}
         total = 0
         for key in self.ctx.conditions:
             for replica in range(self.ctx.settings.replicas):
@@ -186,6 +187,7 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
                 if usable:
                     self.ctx.usable.setdefault(key, {})[f'r{replica}'] = node.outputs.trajectory
                     if message:
+                        self.ctx.stops.setdefault(key, []).append(f'r{replica} {message}')
                         self.report(f'{key} r{replica}: stopped early, analysed: {message}')
                 else:
                     self.ctx.failures.append({'key': f'{key}_r{replica}', 'pk': node.pk, 'message': message})
@@ -206,8 +208,11 @@ class TransportCampaignWorkChain(ProtocolMixin, WorkChain):
                     condition=orm.Dict(condition), metadata={'call_link_label': f'analyse_{key}'}, **trajectories
                 )
             except TransportInputError as exc:
-                self.ctx.failures.append({'key': key, 'message': f'analysis refused: {exc}'})
-                self.report(f'{key}: analysis refused: {exc}')
+                # a run that stopped early is the usual root cause of too few frames: name its stop
+                stops = self.ctx.stops.get(key)
+                cause = f' (its MD stopped early: {"; ".join(stops)})' if stops else ''
+                self.ctx.failures.append({'key': key, 'message': f'analysis refused: {exc}{cause}'})
+                self.report(f'{key}: analysis refused: {exc}{cause}')
                 continue
             except Exception as exc:  # noqa: BLE001 - one broken condition must not lose the others
                 message = f'analysis failed ({type(exc).__name__}: {exc}); traceback on the excepted calcfunction'

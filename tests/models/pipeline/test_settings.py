@@ -80,3 +80,6 @@ def test_every_published_value_has_a_source_and_the_li3n_ones_are_compared():
 def test_the_report_says_which_stages_were_not_reached():
     page = pipeline_html('t', [{'stage': 'check', 'status': 'failed', 'message': 'overlap'}])
     assert page.count('Not reached') == 3 and 'overlap' in page
+    failed = {'stage': 'campaign', 'status': 'failed', 'process': 'TransportCampaignWorkChain<7>', 'message': 'x < y'}
+    page = pipeline_html('t', [{'stage': 'check', 'status': 'finished'}, failed])
+    assert page.count('Not reached') == 2 and 'The stage failed (TransportCampaignWorkChain&lt;7&gt;): x &lt; y' in page

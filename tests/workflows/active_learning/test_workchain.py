@@ -206,12 +206,16 @@ def test_the_loop_converges_and_records_every_iteration(campaign):
 
 
 def test_max_iterations_labels_the_last_selection_and_trains_once_more(campaign):
-    _, node = run_get_node(MockedActiveLearningWorkChain, **campaign(max_iterations=1, adapt_trust=True))
+    inputs = campaign(max_iterations=1, adapt_trust=True)
+    inputs['md']['max_concurrent'] = orm.Int(1)  # a laptop: the two exploration runs one after the other
+    _, node = run_get_node(MockedActiveLearningWorkChain, **inputs)
     assert node.is_finished_ok, node.exit_message
     history = node.outputs.history.get_list()
     assert history[-1]['stop_reason'] == 'max_iterations'
     assert history[0]['trust_next']['force_lo'] == pytest.approx(0.025)  # adapted from the calibration
     assert node.outputs.dataset.n_frames == 6
+    first, second = sorted((n for n in node.called_descendants if n.label.startswith('md_')), key=lambda n: n.ctime)
+    assert first.mtime < second.ctime
     # the final committee was trained on the final dataset (a training after the loop)
     final = node.outputs.committee
     assert orm.load_node(final.members[0].dataset_uuid).uuid == node.outputs.dataset.uuid

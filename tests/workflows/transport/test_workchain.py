@@ -26,6 +26,8 @@ from ...models.transport_synthetic import brownian
 MDCalculation = CalculationFactory('ionfield.md')
 FAIL: set[str] = set()
 """Call link labels whose fake MD fails."""
+STOP: set[str] = set()
+"""Call link labels whose fake MD stops on a close contact (its frames kept)."""
 
 
 @calcfunction
@@ -49,6 +51,7 @@ def fake_md(structure, settings) -> dict:
 
 class FakeMD(fakes.FakeMD):
     failing = FAIL
+    stopping = STOP
 
     def make_outputs(self, md):
         return fake_md(md.structure, md.settings)
@@ -62,6 +65,7 @@ class MockedCampaign(TransportCampaignWorkChain):
 @pytest.fixture
 def inputs(aiida_profile, md_code):
     FAIL.clear()
+    STOP.clear()
 
     def build(**settings):
         values = {
@@ -109,6 +113,20 @@ def test_campaign_runs_the_grid_and_reports(inputs):
         link.node.creator.caller.label for link in calc.base.links.get_incoming(node_class=MDTrajectoryData).all()
     }
     assert sources == {'md_li3n_T500_E0_0_0p1_diagonal_r0', 'md_li3n_T500_E0_0_0p1_diagonal_r1'}
+
+
+def test_md_runs_go_in_waves_of_max_concurrent(inputs):
+    """A computer without a queue runs at most ``md.max_concurrent`` runs at once: the next wave starts when the
+    previous one has ended (all at once, every run would be made before any ended)."""
+    values = inputs(temperatures_K=[600], bec_modes=['full'], replicas=3)  # 2 fields x 3 replicas
+    values['md'] = {**values['md'], 'max_concurrent': orm.Int(4)}
+    _, node = run_get_node(MockedCampaign, **values)
+    assert node.is_finished_ok, node.exit_message
+    runs = sorted((n for n in node.called if n.label.startswith('md_')), key=lambda n: n.ctime)
+    assert len(runs) == 6
+    first, second = runs[:4], runs[4:]
+    assert max(n.mtime for n in first) < min(n.ctime for n in second)
+    assert len(node.outputs.analysis) == 2 and node.outputs.analysis['li3n_T600_E0_0_0_full']['n_replicas'] == 3
 
 
 def test_failed_runs_are_recorded_and_the_rest_analysed(inputs):
@@ -159,6 +177,21 @@ def test_a_too_short_run_is_reported_not_fitted(inputs):
     assert 'not fitted' in node.outputs.report.get_content()
 
 
+def test_an_analysis_refused_after_early_stops_names_the_stops(inputs):
+    """The root cause, not only its symptom: runs that stopped on a close contact left too few frames."""
+    STOP.update({'md_li3n_T600_E0_0_0_full_r0'})
+    _, node = run_get_node(
+        MockedCampaign,
+        **inputs(temperatures_K=[600], fields=[[0, 0, 0]], replicas=1, steps=300, equilibration_fs=250),
+    )
+    assert node.exit_status == 703
+    (md,) = node.called[:1]
+    assert node.exit_message.startswith('no condition could be analysed: li3n_T600_E0_0_0_full: analysis refused: ')
+    assert f'(its MD stopped early: r0 FakeMD<{md.pk}> [511] stopped on a close contact: Li-Li 0.61 Å' in (
+        node.exit_message
+    )
+
+
 def test_bad_inputs_are_refused_before_anything_runs(inputs):
     values = inputs()
     assert validate_inputs({**values, 'model': dummy_model(species=('Li',))}).startswith('structure `li3n` has species')
@@ -167,6 +200,8 @@ def test_bad_inputs_are_refused_before_anything_runs(inputs):
     assert validate_inputs(both) == 'give exactly one of `model` and `committee`'
     port = TransportCampaignWorkChain.spec().inputs['settings']
     assert 'temperatures_K has duplicates' in port.validate(orm.Dict({'temperatures_K': [5, 5]})).message
+    at_once = TransportCampaignWorkChain.spec().inputs['md']['max_concurrent']
+    assert '`max_concurrent` must be >= 0' in at_once.validate(orm.Int(-1)).message
 
 
 @pytest.mark.slow
