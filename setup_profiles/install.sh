@@ -2,8 +2,16 @@
 # Install aiida-ionfield and everything it needs on a fresh Debian/Ubuntu machine, then run one thing:
 #
 #   bash setup_profiles/install.sh main    # + set up the laptop profile and run the main job (ionfield run, Li3N)
-#   bash setup_profiles/install.sh tests   # + dev tools, then lint, the whole test-suite and the docs build
+#   bash setup_profiles/install.sh tests   # + dev tools, then lint, the whole test-suite and the docs build,
+#                                          #   and the TorchSim tests in the gpu environment
+#   bash setup_profiles/install.sh gpu     # + the gpu environment: Python >= 3.12, torch-sim (TorchSim backend)
 #   bash setup_profiles/install.sh         # install only
+#
+# Two environments, because TorchSim (torch-sim-atomistic 0.6) needs Python >= 3.12 and the rest does not: the
+# main one (IONFIELD_VENV, the daemon, the CLI, DFT, training, ASE MD) and the gpu one (IONFIELD_GPU_VENV,
+# default .venv-gpu: the same package with the `gpu` extra, whose `ionfield-md` runs the torchsim backend; point
+# an MD code at its bin/ionfield-md). GPU_PYTHON (default: python3.12, python3.13 or pyenv's 3.12) makes it;
+# GPU_TORCH_SPEC (default torch==2.13.0: PyPI's CUDA build, several GB, it runs on a CPU too) is its torch.
 #
 # Environment: IONFIELD_VENV (default: .venv in the repository), PYTHON (default: python3, >= 3.11),
 # IONFIELD_PROFILE (default: ionfield), TORCH_SPEC (default: torch==2.13.0; a requirement or a wheel file),
@@ -23,7 +31,30 @@ MODE=${1:-install}
 SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
 say() { printf '\n== %s\n' "$*"; }
 
-case "$MODE" in install|main|tests) ;; *) echo "usage: $0 [install|main|tests]" >&2; exit 2;; esac
+case "$MODE" in install|main|tests|gpu) ;; *) echo "usage: $0 [install|main|tests|gpu]" >&2; exit 2;; esac
+
+gpu_environment() {
+    local venv=${IONFIELD_GPU_VENV:-$ROOT/.venv-gpu} python=${GPU_PYTHON:-}
+    if [ -z "$python" ]; then
+        for candidate in python3.12 python3.13; do
+            if "$candidate" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
+                python=$candidate
+                break
+            fi
+        done
+    fi
+    if [ -z "$python" ] && command -v pyenv >/dev/null 2>&1; then
+        python=$(ls -d "$(pyenv root)"/versions/3.1[2-9]*/bin/python 2>/dev/null | head -n 1)
+    fi
+    [ -n "$python" ] || { echo "the gpu environment needs Python >= 3.12 (set GPU_PYTHON)" >&2; return 1; }
+    say "gpu environment in $venv ($("$python" --version): TorchSim backend)"
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -c 'import torch' 2>/dev/null || "$venv/bin/pip" install -q "${GPU_TORCH_SPEC:-torch==2.13.0}"
+    "$venv/bin/pip" install -q -e "$ROOT[gpu$([ "$MODE" = tests ] && echo ",dev")]"
+    "$venv/bin/python" -c 'import torch, torch_sim; print("ok: torch", torch.__version__, "torch-sim", torch_sim.__version__, "- GPU visible" if torch.cuda.is_available() else "- no GPU visible")'
+    echo "ok: TorchSim MD code: $venv/bin/ionfield-md"
+    GPU_VENV=$venv
+}
 
 say "system packages (Quantum ESPRESSO 6.7: pw.x, ph.x, ld1.x; Open MPI; for the tests SLURM, slurmdbd and munge)"
 need=()
@@ -73,5 +104,11 @@ tests)
     say "docs"
     python -m sphinx -W --keep-going -q -b html docs docs/_build/html
     echo "ok: docs/_build/html/index.html"
+    gpu_environment
+    say "TorchSim tests in the gpu environment (on this machine's CPU unless a GPU is visible)"
+    "$GPU_VENV/bin/python" -m pytest -m torchsim --timeout=1800 -p no:cacheprovider tests/models/md
+    ;;
+gpu)
+    gpu_environment
     ;;
 esac

@@ -3,7 +3,10 @@
 Inputs: a structure file (extxyz, CIF, POSCAR: anything ASE reads), one or more model files
 (``--model``, repeatable: the first drives the dynamics, all of them form the committee that is
 evaluated every ``monitor_every`` steps), ``settings.json`` (:class:`~.settings.MDSettings`) and
-optionally ``--restart state.npz`` of an earlier run in the same folder.
+optionally ``--restart state.npz`` of an earlier run in the same folder. ``backend: torchsim`` in the
+settings runs it with TorchSim (:mod:`.torchsim_engine`); ``--batch runs.json`` (a list of
+``{"workdir", "structure", "settings", "restart"}``) runs many in one TorchSim batch, each writing its own
+files and ``result.json`` in its workdir.
 
 Writes the trajectory, ``thermo.csv``, ``uncertainty.csv`` (committee), ``state.npz`` and
 ``result.json`` (status, message, :class:`~.engine.MDResult` fields). The status is the stop reason
@@ -82,12 +85,81 @@ def run_md(
             atoms = read(structure_path)
         except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for unreadable files
             raise MDInputError(f'{structure_path}: cannot read the structure ({exc})') from exc
-        driver, committee = load_models(model_paths, device, set(atoms.get_chemical_symbols()))
-        result = run_field_md(atoms, driver, settings, workdir, committee=committee, restart=restart)
+        if settings.backend == 'torchsim':
+            from .torchsim_engine import BatchRun
+
+            (result,) = run_batch([BatchRun(atoms, settings, workdir, restart)], model_paths, device)
+        else:
+            driver, committee = load_models(model_paths, device, set(atoms.get_chemical_symbols()))
+            result = run_field_md(atoms, driver, settings, workdir, committee=committee, restart=restart)
     except (MDInputError, ModelFileError, OSError, json.JSONDecodeError) as exc:
         return _write_result(workdir, 'input_error', str(exc))
+    return _write_md_result(workdir, result)
+
+
+def _write_md_result(workdir: Path, result) -> int:
     details = {key: value for key, value in result.to_dict().items() if key != 'message'}
     return _write_result(workdir, result.stop_reason, result.message, **details)
+
+
+def run_batch(runs, model_paths: list[Path], device: str):
+    """Run ``runs`` (:class:`~.torchsim_engine.BatchRun`) as one TorchSim batch; refuses species a model lacks."""
+    from ionfield.models.potential.calculator import model_type_names
+
+    from .torchsim_engine import BatchedFieldMD, load_batch_model, torchsim_problem
+
+    problem = torchsim_problem()
+    if problem:
+        raise MDInputError(problem)
+    if not model_paths:
+        raise MDInputError('no model given (--model FILE)')
+    species = set().union(*(run.atoms.get_chemical_symbols() for run in runs))
+    models = []
+    for index, path in enumerate(model_paths):
+        model = load_batch_model(path, device, field=index == 0)
+        unknown = sorted(species - set(model_type_names(model)))
+        if unknown:
+            raise MDInputError(
+                f'{path.name}: the model does not know species {unknown} (it has {model_type_names(model)})'
+            )
+        models.append(model)
+    return BatchedFieldMD(runs, models[0], models[1:], device).run()
+
+
+def run_md_batch(batch_path: Path, model_paths: list[Path], device: str = 'cpu') -> int:
+    """``--batch``: every run of ``batch_path`` in one TorchSim batch; 0 when each wrote its ``result.json``."""
+    from ase.io import read
+
+    from ionfield.models.potential.calculator import ModelFileError
+
+    from .torchsim_engine import BatchRun
+
+    runs, workdirs = [], []
+    try:
+        entries = json.loads(batch_path.read_text())
+        if not isinstance(entries, list) or not entries:
+            raise MDInputError(f'{batch_path}: a batch is a non-empty JSON list of runs')
+        for entry in entries:
+            workdir = Path(entry['workdir']).resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
+            workdirs.append(workdir)
+            settings = MDSettings.from_dict(entry['settings'])
+            try:
+                atoms = read(entry['structure'])
+            except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for unreadable files
+                raise MDInputError(f'{entry["structure"]}: cannot read the structure ({exc})') from exc
+            restart = Path(entry['restart']) if entry.get('restart') else None
+            runs.append(BatchRun(atoms, settings, workdir, restart))
+        results = run_batch(runs, model_paths, device)
+    except (MDInputError, ModelFileError, OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        message = f'{type(exc).__name__}: {exc}' if isinstance(exc, (KeyError, TypeError)) else str(exc)
+        for workdir in workdirs:
+            _write_result(workdir, 'input_error', message)
+        print(f'ionfield-md --batch: {message}', file=sys.stderr)
+        return STATUS_EXIT['input_error']
+    for workdir, result in zip(workdirs, results, strict=True):
+        _write_md_result(workdir, result)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,8 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--restart', type=Path, help='state.npz of an earlier run in this folder')
     parser.add_argument('--workdir', type=Path, default=Path('.'))
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
+    parser.add_argument('--batch', type=Path, help='runs.json: many runs in one TorchSim batch (see above)')
     args = parser.parse_args(argv)
     limit_threads()
+    if args.batch is not None:
+        return run_md_batch(args.batch, args.model, args.device or default_device())
     return run_md(
         args.workdir, args.structure, args.model, args.settings, args.restart, args.device or default_device()
     )

@@ -329,6 +329,11 @@ def _check_gpu(torch) -> Iterator[Check]:
     try:
         import torch_sim  # noqa: F401
 
-        yield Check('torch-sim', INFO, 'installed, but no MD backend of this version uses it (MD runs on ASE)')
+        yield Check('torch-sim', INFO, 'installed: `backend: torchsim` and `ionfield-md --batch` run here')
     except ImportError:
-        yield Check('torch-sim', INFO, 'not installed (optional `gpu` extra, Python >= 3.12; not used yet)')
+        yield Check(
+            'torch-sim',
+            INFO,
+            'not in this environment: MD runs on the ASE backend; the torchsim backend needs the gpu environment '
+            '(Python >= 3.12, `bash setup_profiles/install.sh gpu`)',
+        )

@@ -410,7 +410,7 @@ def test_model_without_born_charges_under_a_field_is_refused(tmp_path):
         ({'temperature_K': 300, 'max_temperature_K': 200}, 'max_temperature_K'),
         ({'steps': -1}, 'steps'),
         ({'stepz': 10}, 'unknown'),
-        ({'backend': 'torchsim'}, 'torchsim backend is not available'),
+        ({'backend': 'torchsim', 'ensemble': 'npt'}, 'not npt'),
     ],
 )
 def test_bad_settings_are_refused(values, match):
