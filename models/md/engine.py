@@ -71,6 +71,21 @@ class MDResult:
         return dataclasses.asdict(self)
 
 
+def record_uncertainty(prediction, log: CsvLog, worst: dict, settings: MDSettings, step: int, time_fs: float):
+    """Log a committee prediction (both backends), keep the run's worst deviations; the stop it calls for."""
+    log.write(
+        step=step,
+        time_fs=time_fs,
+        energy_std_per_atom_eV=prediction.energy_std_per_atom,
+        max_force_deviation_eV_A=prediction.max_force_deviation,
+        max_bec_deviation_e=prediction.max_bec_deviation,
+    )
+    for key, value in (('force', prediction.max_force_deviation), ('bec', prediction.max_bec_deviation)):
+        if value is not None and (worst[key] is None or value > worst[key]):
+            worst[key] = value
+    return check_uncertainty(prediction, settings, step)
+
+
 def make_dynamics(atoms: Atoms, settings: MDSettings, rng: np.random.Generator):
     """The ASE integrator for ``settings.ensemble`` (time constants converted from fs)."""
     dt = settings.timestep_fs * units.fs
@@ -229,17 +244,7 @@ class FieldMD:
             borns.append(member.results.get(BORN_CHARGES))
         prediction = combine(energies, forces, borns)
         self.monitor_time += time.perf_counter() - started
-        self.uncertainty.write(
-            step=step,
-            time_fs=self._time_fs(step),
-            energy_std_per_atom_eV=prediction.energy_std_per_atom,
-            max_force_deviation_eV_A=prediction.max_force_deviation,
-            max_bec_deviation_e=prediction.max_bec_deviation,
-        )
-        for key, value in (('force', prediction.max_force_deviation), ('bec', prediction.max_bec_deviation)):
-            if value is not None and (self.worst[key] is None or value > self.worst[key]):
-                self.worst[key] = value
-        return check_uncertainty(prediction, self.settings, step)
+        return record_uncertainty(prediction, self.uncertainty, self.worst, self.settings, step, self._time_fs(step))
 
     def _write_frame(self, step: int) -> None:
         self.trajectory.append(step, self._time_fs(step), self.atoms)

@@ -41,11 +41,11 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ionfield.models.keys import BORN_CHARGES, FIELD_FORCES
 from ionfield.models.potential.disagreement import combine
 
-from .engine import STATE_FILE, MDResult, load_state, save_state
+from .engine import STATE_FILE, MDResult, load_state, record_uncertainty, save_state
 from .field_torch import MODE_INDEX, field_work_increment
 from .logs import THERMO_COLUMNS, THERMO_FILE, UNCERTAINTY_COLUMNS, UNCERTAINTY_FILE, CsvLog
 from .settings import MDInputError, MDSettings
-from .stops import COMPLETED, FAILED, NOT_FINITE, Stop, check_contacts, check_temperature, check_uncertainty
+from .stops import COMPLETED, FAILED, NOT_FINITE, Stop, check_contacts, check_temperature
 from .trajectory import FILE_NAMES, WRITERS
 
 #: Our ensembles and the TorchSim integrators that run them.
@@ -272,17 +272,7 @@ class BatchedFieldMD:
                 born = out.get(BORN_CHARGES)
                 borns.append(None if born is None else born[mask].detach().cpu().numpy())
             prediction = combine(energies, forces, borns)
-            run.uncertainty.write(
-                step=step,
-                time_fs=run.time_fs(step),
-                energy_std_per_atom_eV=prediction.energy_std_per_atom,
-                max_force_deviation_eV_A=prediction.max_force_deviation,
-                max_bec_deviation_e=prediction.max_bec_deviation,
-            )
-            for key, value in (('force', prediction.max_force_deviation), ('bec', prediction.max_bec_deviation)):
-                if value is not None and (run.worst[key] is None or value > run.worst[key]):
-                    run.worst[key] = value
-            stop = check_uncertainty(prediction, run.settings, step)
+            stop = record_uncertainty(prediction, run.uncertainty, run.worst, run.settings, step, run.time_fs(step))
             if stop is not None:
                 stops[position] = stop
         elapsed = time.perf_counter() - started
